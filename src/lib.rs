@@ -1,0 +1,13 @@
+//! openova: backup and disaster-recovery tool of the openova platform.
+//!
+//! Velero backs up the Kubernetes objects, CloudNativePG (through Barman Cloud) backs up
+//! PostgreSQL; both write to an S3-compatible store (Cloudflare R2 in production). openova reads
+//! what they wrote, from the object store alone, and judges whether it is restorable.
+
+pub mod barman;
+pub mod catalog;
+pub mod policy;
+pub mod report;
+pub mod status;
+pub mod store;
+pub mod velero;

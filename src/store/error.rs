@@ -1,0 +1,53 @@
+use std::path::PathBuf;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What can go wrong talking to a store. Each message names the endpoint, bucket or key and says
+/// what to check.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid storage URL '{url}': {why}")]
+    BadUrl { url: String, why: String },
+    #[error(
+        "cannot reach the S3 endpoint {endpoint}: {detail} (check the endpoint URL, \
+         storage.endpoint or OPENOVA_S3_ENDPOINT, and the network)"
+    )]
+    Unreachable { endpoint: String, detail: String },
+    #[error(
+        "the S3 endpoint {endpoint} refused the credentials ({code}) for bucket '{bucket}': check \
+         AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY and that the key may access this bucket"
+    )]
+    Denied { endpoint: String, bucket: String, code: String },
+    #[error("bucket '{bucket}' does not exist on {endpoint} (check storage.url)")]
+    NoSuchBucket { endpoint: String, bucket: String },
+    #[error("no S3 credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or an AWS profile)")]
+    NoCredentials,
+    #[error("object '{key}' not found in {url}")]
+    NotFound { url: String, key: String },
+    #[error("S3 {op} of '{key}' on {endpoint} failed: {detail}")]
+    Service { op: &'static str, endpoint: String, key: String, detail: String, retryable: bool },
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// Whether trying again later may succeed (a 5xx, a timeout, a dropped connection).
+    #[must_use]
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Unreachable { .. } => true,
+            Self::Service { retryable, .. } => *retryable,
+            _ => false,
+        }
+    }
+
+    #[must_use]
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Self::NotFound { .. })
+    }
+}

@@ -1,0 +1,154 @@
+//! `file:///dir`: a store on a local folder. Keys are relative paths; a write goes to a temporary
+//! file first and is renamed into place, so a reader never sees half an object.
+
+use super::{DirListing, Error, ObjectMeta, ObjectStore, Result, StorageUrl};
+use async_trait::async_trait;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+/// Temporary files of an unfinished put carry this suffix and are never listed.
+const TMP_SUFFIX: &str = ".openova-tmp";
+
+pub struct FsStore {
+    url: StorageUrl,
+    root: PathBuf,
+}
+
+impl FsStore {
+    #[must_use]
+    pub fn new(url: StorageUrl) -> Self {
+        let root = match &url {
+            StorageUrl::File { root } => root.clone(),
+            StorageUrl::S3 { .. } => PathBuf::from("/nonexistent"),
+        };
+        Self { url, root }
+    }
+
+    fn path(&self, key: &str) -> PathBuf {
+        self.root.join(key)
+    }
+
+    fn meta(&self, path: &Path, md: &std::fs::Metadata) -> ObjectMeta {
+        let key = path.strip_prefix(&self.root).unwrap_or(path).to_string_lossy().into_owned();
+        let last_modified = md.modified().ok().map(DateTime::<Utc>::from);
+        ObjectMeta { key, size: md.len(), last_modified }
+    }
+
+    fn not_found(&self, key: &str) -> Error {
+        Error::NotFound { url: self.url.to_string(), key: key.to_string() }
+    }
+
+    fn io(&self, op: &'static str, path: &Path, e: std::io::Error) -> Error {
+        Error::Io { op, path: path.to_path_buf(), source: e }
+    }
+
+    /// Walks `dir` (recursively when `deep`), collecting objects whose key starts with `prefix`.
+    fn walk(&self, dir: &Path, prefix: &str, deep: bool, out: &mut DirListing) -> Result<()> {
+        let entries = match std::fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(self.io("reading folder", dir, e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(|e| self.io("reading folder", dir, e))?;
+            let path = entry.path();
+            let md = entry.metadata().map_err(|e| self.io("reading", &path, e))?;
+            let rel = path.strip_prefix(&self.root).unwrap_or(&path).to_string_lossy().into_owned();
+            if md.is_dir() {
+                let rel_dir = format!("{rel}/");
+                if !(rel_dir.starts_with(prefix) || prefix.starts_with(&rel_dir)) {
+                    continue;
+                }
+                if deep || !rel_dir.starts_with(prefix) {
+                    self.walk(&path, prefix, deep, out)?;
+                } else {
+                    out.dirs.push(rel_dir);
+                }
+            } else if rel.starts_with(prefix) && !rel.ends_with(TMP_SUFFIX) {
+                out.objects.push(self.meta(&path, &md));
+            }
+        }
+        Ok(())
+    }
+
+    fn list_blocking(&self, prefix: &str, deep: bool) -> Result<DirListing> {
+        let mut out = DirListing::default();
+        self.walk(&self.root, prefix, deep, &mut out)?;
+        out.objects.sort_by(|a, b| a.key.cmp(&b.key));
+        out.dirs.sort();
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl ObjectStore for FsStore {
+    fn url(&self) -> &StorageUrl {
+        &self.url
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
+        // Local folders are fast enough to walk inline; no blocking pool needed.
+        self.list_blocking(prefix, true).map(|l| l.objects)
+    }
+
+    async fn list_dir(&self, prefix: &str) -> Result<DirListing> {
+        self.list_blocking(prefix, false)
+    }
+
+    async fn get(&self, key: &str) -> Result<Bytes> {
+        let path = self.path(key);
+        match tokio::fs::read(&path).await {
+            Ok(b) => Ok(Bytes::from(b)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(self.not_found(key)),
+            Err(e) => Err(self.io("reading", &path, e)),
+        }
+    }
+
+    async fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Bytes> {
+        let path = self.path(key);
+        (|| {
+            let mut f = std::fs::File::open(&path).map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => self.not_found(key),
+                _ => self.io("opening", &path, e),
+            })?;
+            f.seek(SeekFrom::Start(offset)).map_err(|e| self.io("seeking", &path, e))?;
+            let mut buf = Vec::new();
+            f.take(len).read_to_end(&mut buf).map_err(|e| self.io("reading", &path, e))?;
+            Ok(Bytes::from(buf))
+        })()
+    }
+
+    async fn put(&self, key: &str, body: Bytes) -> Result<()> {
+        let path = self.path(key);
+        let tmp = PathBuf::from(format!("{}{TMP_SUFFIX}", path.display()));
+        if let Some(dir) = path.parent() {
+            tokio::fs::create_dir_all(dir).await.map_err(|e| self.io("creating", dir, e))?;
+        }
+        tokio::fs::write(&tmp, &body).await.map_err(|e| self.io("writing", &tmp, e))?;
+        tokio::fs::rename(&tmp, &path).await.map_err(|e| self.io("renaming", &tmp, e))
+    }
+
+    async fn delete_many(&self, keys: &[String]) -> Result<()> {
+        for key in keys {
+            let path = self.path(key);
+            match tokio::fs::remove_file(&path).await {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(self.io("deleting", &path, e)),
+            }
+        }
+        Ok(())
+    }
+
+    async fn head(&self, key: &str) -> Result<Option<ObjectMeta>> {
+        let path = self.path(key);
+        match tokio::fs::metadata(&path).await {
+            Ok(md) if md.is_file() => Ok(Some(self.meta(&path, &md))),
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(self.io("reading", &path, e)),
+        }
+    }
+}

@@ -1,0 +1,95 @@
+//! Object storage: the one place openova talks to S3 (or a local folder).
+//!
+//! Owns the [`ObjectStore`] trait and its two implementations, [`S3Store`] (aws-sdk-s3, tuned for
+//! Cloudflare R2 and other S3-compatible stores) and [`FsStore`] (`file:///dir`). It knows nothing of
+//! Barman or Velero: keys are plain strings relative to the store's prefix.
+
+mod error;
+mod fs;
+mod s3;
+mod url;
+
+pub use error::{Error, Result};
+pub use fs::FsStore;
+pub use s3::{S3Options, S3Store};
+pub use url::StorageUrl;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use std::sync::Arc;
+
+/// DeleteObjects takes at most this many keys (S3 and R2 alike).
+pub const DELETE_BATCH: usize = 1000;
+
+/// One object as a listing reports it. `key` is relative to the store's prefix.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ObjectMeta {
+    pub key: String,
+    pub size: u64,
+    pub last_modified: Option<DateTime<Utc>>,
+}
+
+/// One level of a listing with `/` as delimiter: the objects directly at that level and the
+/// "folders" below it (each ending in `/`, relative to the store's prefix).
+#[derive(Debug, Default, Clone)]
+pub struct DirListing {
+    pub objects: Vec<ObjectMeta>,
+    pub dirs: Vec<String>,
+}
+
+/// What every storage backend offers. Keys and prefixes are relative to the store's own prefix.
+#[async_trait]
+pub trait ObjectStore: Send + Sync {
+    /// The storage URL, for messages (never includes credentials).
+    fn url(&self) -> &StorageUrl;
+    /// Every object under `prefix`, following pagination to the end.
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>>;
+    /// One level under `prefix` (which should end in `/`), with `/` as delimiter.
+    async fn list_dir(&self, prefix: &str) -> Result<DirListing>;
+    /// The whole object.
+    async fn get(&self, key: &str) -> Result<Bytes>;
+    /// `len` bytes from `offset` (fewer at the end of the object).
+    async fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Bytes>;
+    /// Writes (replaces) the object.
+    async fn put(&self, key: &str, body: Bytes) -> Result<()>;
+    /// Deletes the keys, in batches of at most [`DELETE_BATCH`]. Missing keys are not an error.
+    async fn delete_many(&self, keys: &[String]) -> Result<()>;
+    /// The object's metadata, or `None` when it does not exist.
+    async fn head(&self, key: &str) -> Result<Option<ObjectMeta>>;
+}
+
+/// Where the endpoint and addressing of an S3 store come from, besides the URL itself.
+#[derive(Debug, Clone, Default)]
+pub struct Connection {
+    /// `storage.endpoint` from a policy, or `OPENOVA_S3_ENDPOINT`.
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub path_style: Option<bool>,
+}
+
+impl Connection {
+    /// Fills what the policy left open from the environment (`OPENOVA_S3_ENDPOINT`,
+    /// `OPENOVA_S3_REGION`, `OPENOVA_S3_PATH_STYLE`).
+    #[must_use]
+    pub fn with_env(mut self) -> Self {
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        self.endpoint = self.endpoint.or_else(|| env("OPENOVA_S3_ENDPOINT"));
+        self.region = self.region.or_else(|| env("OPENOVA_S3_REGION"));
+        if self.path_style.is_none() {
+            self.path_style = env("OPENOVA_S3_PATH_STYLE").map(|v| v == "true" || v == "1");
+        }
+        self
+    }
+}
+
+/// Opens the store a URL names: `s3://bucket/prefix` or `file:///path`.
+pub async fn open(url: &StorageUrl, conn: &Connection) -> Result<Arc<dyn ObjectStore>> {
+    Ok(match url {
+        StorageUrl::File { .. } => Arc::new(FsStore::new(url.clone())),
+        StorageUrl::S3 { .. } => {
+            let opts = S3Options::from_connection(conn);
+            Arc::new(S3Store::connect(url.clone(), opts).await?)
+        }
+    })
+}

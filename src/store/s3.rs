@@ -1,0 +1,295 @@
+//! `S3Store`: aws-sdk-s3 set up for Cloudflare R2 and other S3-compatible stores.
+//!
+//! Two settings matter beyond the endpoint: request checksums are computed only when an operation
+//! requires them (the SDK's default trailing CRC checksums are rejected or mis-stored by R2 and
+//! others), and path-style addressing is used whenever a custom endpoint is set, since most
+//! self-hosted stores (MinIO, Garage) do not serve virtual-hosted buckets by default.
+
+use super::{Connection, DirListing, Error, ObjectMeta, ObjectStore, Result, StorageUrl};
+use async_trait::async_trait;
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::config::{
+    BehaviorVersion, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+};
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+use aws_smithy_types::timeout::TimeoutConfig;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use std::time::Duration;
+
+/// Connection settings of an [`S3Store`], already resolved (no environment reads later).
+#[derive(Debug, Clone)]
+pub struct S3Options {
+    pub endpoint: Option<String>,
+    pub region: String,
+    pub path_style: bool,
+}
+
+impl S3Options {
+    /// Region defaults to `AWS_REGION`/`AWS_DEFAULT_REGION`, then `auto` (what R2 expects);
+    /// path-style defaults to on when an endpoint is set.
+    #[must_use]
+    pub fn from_connection(conn: &Connection) -> Self {
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let region = conn.region.clone().or_else(|| env("AWS_REGION")).or_else(|| env("AWS_DEFAULT_REGION"));
+        Self {
+            endpoint: conn.endpoint.clone(),
+            region: region.unwrap_or_else(|| "auto".to_string()),
+            path_style: conn.path_style.unwrap_or(conn.endpoint.is_some()),
+        }
+    }
+}
+
+pub struct S3Store {
+    url: StorageUrl,
+    bucket: String,
+    prefix: String,
+    endpoint: String,
+    client: aws_sdk_s3::Client,
+}
+
+impl S3Store {
+    /// Builds the client. Credentials come from the standard AWS chain (environment, profile,
+    /// web identity), never from policy files.
+    pub async fn connect(url: StorageUrl, opts: S3Options) -> Result<Self> {
+        let StorageUrl::S3 { bucket, prefix } = &url else {
+            return Err(Error::BadUrl { url: url.to_string(), why: "not an s3:// URL".into() });
+        };
+        let shared = aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new(opts.region.clone()))
+            .load()
+            .await;
+        let timeouts = TimeoutConfig::builder().connect_timeout(Duration::from_secs(5)).build();
+        let mut cfg = aws_sdk_s3::config::Builder::from(&shared)
+            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+            .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
+            .timeout_config(timeouts)
+            .force_path_style(opts.path_style);
+        if let Some(ep) = &opts.endpoint {
+            cfg = cfg.endpoint_url(ep);
+        }
+        let endpoint = opts
+            .endpoint
+            .clone()
+            .or_else(|| shared.endpoint_url().map(str::to_string))
+            .unwrap_or_else(|| format!("AWS S3 ({})", opts.region));
+        Ok(Self {
+            bucket: bucket.clone(),
+            prefix: prefix.clone(),
+            endpoint,
+            client: aws_sdk_s3::Client::from_conf(cfg.build()),
+            url,
+        })
+    }
+
+    fn full(&self, key: &str) -> String {
+        self.url.full_key(key)
+    }
+
+    fn relative(&self, full: &str) -> String {
+        if self.prefix.is_empty() {
+            return full.to_string();
+        }
+        full.strip_prefix(&self.prefix).map_or(full, |k| k.trim_start_matches('/')).to_string()
+    }
+
+    /// Turns an SDK error into one that names the endpoint, bucket or key and says what to do.
+    fn error<E>(&self, op: &'static str, key: &str, e: &SdkError<E, HttpResponse>) -> Error
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        let detail = DisplayErrorContext(e).to_string();
+        let endpoint = self.endpoint.clone();
+        let bucket = self.bucket.clone();
+        let status = e.raw_response().map(|r| r.status().as_u16());
+        let code = e.code().unwrap_or_default().to_string();
+        match e {
+            SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
+                if detail.contains("credentials") {
+                    Error::NoCredentials
+                } else {
+                    Error::Unreachable { endpoint, detail: short(&detail) }
+                }
+            }
+            _ if code == "NoSuchBucket" => Error::NoSuchBucket { endpoint, bucket },
+            _ if is_auth_code(&code) || status == Some(403) => {
+                let code = if code.is_empty() { "403 Forbidden".to_string() } else { code };
+                Error::Denied { endpoint, bucket, code }
+            }
+            _ if code == "NoSuchKey" || code == "NotFound" || status == Some(404) => {
+                Error::NotFound { url: self.url.to_string(), key: key.to_string() }
+            }
+            SdkError::ConstructionFailure(_) if detail.contains("credentials") => Error::NoCredentials,
+            _ => Error::Service {
+                op,
+                endpoint,
+                key: key.to_string(),
+                retryable: status.is_some_and(|s| s >= 500),
+                detail: if code.is_empty() { short(&detail) } else { format!("{code}: {}", e.message().unwrap_or("")) },
+            },
+        }
+    }
+
+    async fn list_page(&self, prefix: &str, delimiter: bool, token: Option<String>) -> Result<aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Output> {
+        let mut req = self.client.list_objects_v2().bucket(&self.bucket).prefix(self.full(prefix));
+        if delimiter {
+            req = req.delimiter("/");
+        }
+        req.set_continuation_token(token).send().await.map_err(|e| self.error("list", prefix, &e))
+    }
+
+    async fn list_all(&self, prefix: &str, delimiter: bool) -> Result<DirListing> {
+        let mut out = DirListing::default();
+        let mut token = None;
+        loop {
+            let page = self.list_page(prefix, delimiter, token).await?;
+            for o in page.contents() {
+                out.objects.push(ObjectMeta {
+                    key: self.relative(o.key().unwrap_or_default()),
+                    size: o.size().and_then(|s| u64::try_from(s).ok()).unwrap_or(0),
+                    last_modified: o.last_modified().and_then(to_chrono),
+                });
+            }
+            out.dirs.extend(page.common_prefixes().iter().filter_map(|p| p.prefix()).map(|p| self.relative(p)));
+            token = page.next_continuation_token().map(str::to_string);
+            if token.is_none() || page.is_truncated() == Some(false) {
+                return Ok(out);
+            }
+        }
+    }
+
+    async fn delete_batch(&self, keys: &[String]) -> Result<()> {
+        let objects: Vec<ObjectIdentifier> = keys
+            .iter()
+            .filter_map(|k| ObjectIdentifier::builder().key(self.full(k)).build().ok())
+            .collect();
+        let delete = Delete::builder().set_objects(Some(objects)).quiet(true).build();
+        let delete = delete.map_err(|e| Error::Service {
+            op: "delete",
+            endpoint: self.endpoint.clone(),
+            key: keys.first().cloned().unwrap_or_default(),
+            detail: e.to_string(),
+            retryable: false,
+        })?;
+        let sent = self.client.delete_objects().bucket(&self.bucket).delete(delete).send().await;
+        match sent {
+            Ok(out) => match out.errors().first() {
+                None => Ok(()),
+                Some(err) => Err(Error::Service {
+                    op: "delete",
+                    endpoint: self.endpoint.clone(),
+                    key: self.relative(err.key().unwrap_or_default()),
+                    detail: format!("{}: {}", err.code().unwrap_or(""), err.message().unwrap_or("")),
+                    retryable: false,
+                }),
+            },
+            Err(e) => match self.error("delete", &keys[0], &e) {
+                // Some S3-compatible stores refuse DeleteObjects (a missing Content-MD5, or not
+                // implemented): fall back to one DeleteObject per key, as Barman does.
+                Error::Service { .. } => self.delete_one_by_one(keys).await,
+                other => Err(other),
+            },
+        }
+    }
+
+    async fn delete_one_by_one(&self, keys: &[String]) -> Result<()> {
+        for key in keys {
+            let sent = self.client.delete_object().bucket(&self.bucket).key(self.full(key)).send().await;
+            match sent.map_err(|e| self.error("delete", key, &e)) {
+                Ok(_) | Err(Error::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+fn is_auth_code(code: &str) -> bool {
+    matches!(
+        code,
+        "InvalidAccessKeyId" | "SignatureDoesNotMatch" | "AccessDenied" | "InvalidToken" | "ExpiredToken"
+    )
+}
+
+/// The SDK's error chains repeat themselves; keep the message to one readable line.
+fn short(detail: &str) -> String {
+    let line = detail.replace('\n', " ");
+    if line.len() > 300 { format!("{}…", &line[..line.floor_char_boundary(300)]) } else { line }
+}
+
+fn to_chrono(t: &aws_sdk_s3::primitives::DateTime) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp(t.secs(), t.subsec_nanos())
+}
+
+#[async_trait]
+impl ObjectStore for S3Store {
+    fn url(&self) -> &StorageUrl {
+        &self.url
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
+        Ok(self.list_all(prefix, false).await?.objects)
+    }
+
+    async fn list_dir(&self, prefix: &str) -> Result<DirListing> {
+        self.list_all(prefix, true).await
+    }
+
+    async fn get(&self, key: &str) -> Result<Bytes> {
+        let out = self.client.get_object().bucket(&self.bucket).key(self.full(key)).send().await;
+        let out = out.map_err(|e| self.error("get", key, &e))?;
+        let body = out.body.collect().await.map_err(|e| Error::Service {
+            op: "get",
+            endpoint: self.endpoint.clone(),
+            key: key.to_string(),
+            detail: format!("the download broke off: {e}"),
+            retryable: true,
+        })?;
+        Ok(body.into_bytes())
+    }
+
+    async fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Bytes> {
+        if len == 0 {
+            return Ok(Bytes::new());
+        }
+        let range = format!("bytes={offset}-{}", offset + len - 1);
+        let req = self.client.get_object().bucket(&self.bucket).key(self.full(key)).range(range);
+        let out = req.send().await.map_err(|e| self.error("get", key, &e))?;
+        let body = out.body.collect().await.map_err(|e| Error::Service {
+            op: "get",
+            endpoint: self.endpoint.clone(),
+            key: key.to_string(),
+            detail: format!("the download broke off: {e}"),
+            retryable: true,
+        })?;
+        Ok(body.into_bytes())
+    }
+
+    async fn put(&self, key: &str, body: Bytes) -> Result<()> {
+        let req = self.client.put_object().bucket(&self.bucket).key(self.full(key));
+        req.body(ByteStream::from(body)).send().await.map_err(|e| self.error("put", key, &e))?;
+        Ok(())
+    }
+
+    async fn delete_many(&self, keys: &[String]) -> Result<()> {
+        for batch in keys.chunks(super::DELETE_BATCH) {
+            self.delete_batch(batch).await?;
+        }
+        Ok(())
+    }
+
+    async fn head(&self, key: &str) -> Result<Option<ObjectMeta>> {
+        let out = self.client.head_object().bucket(&self.bucket).key(self.full(key)).send().await;
+        match out.map_err(|e| self.error("head", key, &e)) {
+            Ok(o) => Ok(Some(ObjectMeta {
+                key: key.to_string(),
+                size: o.content_length().and_then(|s| u64::try_from(s).ok()).unwrap_or(0),
+                last_modified: o.last_modified().and_then(to_chrono),
+            })),
+            Err(Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
