@@ -1,7 +1,7 @@
 //! Smoke tests of the test harness itself (`tests/support`): a real PostgreSQL archives WAL and takes a
 //! base backup with barman-cloud into a real S3 server, and the result is where CNPG would put it.
 
-use crate::support::{barman, S3Kind, S3Server, Postgres, unique_name};
+use crate::support::{Postgres, S3Kind, S3Server, barman, unique_name};
 
 fn barman_backup_lands_on(kind: S3Kind) {
     let s3 = S3Server::start(kind);
@@ -27,20 +27,36 @@ fn barman_backup_lands_on(kind: S3Kind) {
     // The objects, as CNPG lays them out: base/ID/backup.info + data.tar, and the archived segment.
     let keys = s3.list_keys(&pg.server_key_prefix());
     let info_key = format!("cnpg/{server}/base/{id}/backup.info");
-    assert!(keys.contains(&info_key), "{info_key} missing; keys: {keys:#?}");
+    assert!(
+        keys.contains(&info_key),
+        "{info_key} missing; keys: {keys:#?}"
+    );
     assert!(
         keys.contains(&format!("cnpg/{server}/base/{id}/data.tar")),
         "data.tar missing; keys: {keys:#?}"
     );
     let wal_key = format!("cnpg/{server}/wals/{}/{segment}", &segment[..16]);
-    assert!(keys.contains(&wal_key), "{wal_key} missing; keys: {keys:#?}");
+    assert!(
+        keys.contains(&wal_key),
+        "{wal_key} missing; keys: {keys:#?}"
+    );
     // Uncompressed WAL: the object is the segment itself (no aws-chunked framing left in it).
-    assert_eq!(s3.get(&wal_key).len(), 16 * 1024 * 1024, "size of {wal_key}");
+    assert_eq!(
+        s3.get(&wal_key).len(),
+        16 * 1024 * 1024,
+        "size of {wal_key}"
+    );
 
     let info = String::from_utf8(s3.get(&info_key)).expect("backup.info is UTF-8");
-    assert!(info.lines().any(|l| l == "status=DONE"), "backup.info:\n{info}");
+    assert!(
+        info.lines().any(|l| l == "status=DONE"),
+        "backup.info:\n{info}"
+    );
     // barman-cloud writes `server_name=cloud` whatever the server folder is called.
-    assert!(info.lines().any(|l| l.starts_with("end_wal=")), "backup.info:\n{info}");
+    assert!(
+        info.lines().any(|l| l.starts_with("end_wal=")),
+        "backup.info:\n{info}"
+    );
 }
 
 #[test]
@@ -51,7 +67,9 @@ fn barman_backup_lands_on_s3s() {
 #[test]
 fn barman_backup_lands_on_garage() {
     if !S3Kind::Garage.is_available() {
-        eprintln!("SKIPPED barman_backup_lands_on_garage: the `garage` binary is not installed (scripts/setup installs it)");
+        eprintln!(
+            "SKIPPED barman_backup_lands_on_garage: the `garage` binary is not installed (scripts/setup installs it)"
+        );
         return;
     }
     barman_backup_lands_on(S3Kind::Garage);

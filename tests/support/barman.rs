@@ -11,10 +11,11 @@ use std::process::{Command, Stdio};
 
 use super::S3Server;
 
-/// boto3 ≥ 1.36 sends CRC32 checksums on every upload (trailing checksums in `aws-chunked` bodies) and
-/// validates response checksums unless told to do so only when an operation requires it. Not every
-/// S3-compatible server accepts the trailing form, so the tools run with both set to `when_required`,
-/// the way they ran before boto3 1.36.
+/// boto3 ≥ 1.36 (and the Rust SDK) send CRC32 checksums on every upload (trailing checksums in
+/// `aws-chunked` bodies) and validate response checksums; these variables restore the pre-1.36 behaviour
+/// (only when an operation requires it). Both s3s-fs 0.14.1 and Garage 2.5.0 accept the new defaults
+/// (checked with boto3 1.44.8), so [`S3Server::env`] sets them only when
+/// `OPENOVA_TEST_CHECKSUMS_WHEN_REQUIRED` is set.
 pub const BOTO3_CHECKSUM_ENV: &[(&str, &str)] = &[
     ("AWS_REQUEST_CHECKSUM_CALCULATION", "when_required"),
     ("AWS_RESPONSE_CHECKSUM_VALIDATION", "when_required"),
@@ -170,13 +171,20 @@ pub(crate) fn s3_op_bytes(
     cmd.env("PYTHONDONTWRITEBYTECODE", "1")
         .args(["-c", S3_PY, args[0], s3.bucket()])
         .args(&args[1..])
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let mut child = cmd.spawn().map_err(|e| format!("could not run python: {e}"))?;
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("could not run python: {e}"))?;
     if let Some(body) = stdin {
         let mut pipe = child.stdin.take().expect("piped stdin");
-        pipe.write_all(body).map_err(|e| format!("writing to python: {e}"))?;
+        pipe.write_all(body)
+            .map_err(|e| format!("writing to python: {e}"))?;
     }
     let out = child
         .wait_with_output()
@@ -186,7 +194,11 @@ pub(crate) fn s3_op_bytes(
     } else {
         let err = String::from_utf8_lossy(&out.stderr);
         // The last line of a Python traceback is the exception itself.
-        let last = err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or_default();
+        let last = err
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or_default();
         Err(format!("{} ({})", last.trim(), out.status))
     }
 }

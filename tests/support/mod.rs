@@ -64,7 +64,10 @@ pub fn unique_name(prefix: &str) -> String {
 /// A TCP port that was free on 127.0.0.1 a moment ago (bind port 0, read it, release it).
 pub fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0 to find a free port");
-    listener.local_addr().expect("local_addr of a bound listener").port()
+    listener
+        .local_addr()
+        .expect("local_addr of a bound listener")
+        .port()
 }
 
 /// The last `lines` lines of a (log) file, or a note saying why there are none.
@@ -111,7 +114,9 @@ pub fn find_executable(name: &str, env_override: &str) -> Option<PathBuf> {
     if let Some(h) = std::env::var_os("HOME") {
         dirs.push(PathBuf::from(h).join(".cargo/bin"));
     }
-    dirs.into_iter().map(|d| d.join(name)).find(|p| is_executable(p))
+    dirs.into_iter()
+        .map(|d| d.join(name))
+        .find(|p| is_executable(p))
 }
 
 fn is_executable(p: &Path) -> bool {
@@ -158,7 +163,11 @@ pub(crate) fn kill_processes_matching(marker: &str) {
         return;
     };
     for entry in entries.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
             continue;
         };
         if pid == me {
@@ -168,7 +177,10 @@ pub(crate) fn kill_processes_matching(marker: &str) {
             continue;
         };
         // Arguments are NUL-separated in /proc/PID/cmdline.
-        if String::from_utf8_lossy(&cmdline).replace('\0', " ").contains(marker) {
+        if String::from_utf8_lossy(&cmdline)
+            .replace('\0', " ")
+            .contains(marker)
+        {
             let _ = Command::new("kill")
                 .args(["-KILL", &pid.to_string()])
                 .stderr(std::process::Stdio::null())

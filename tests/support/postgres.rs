@@ -17,7 +17,7 @@ use std::time::Duration;
 use tempfile::TempDir;
 
 use super::barman::{self, BackupEntry};
-use super::{free_port, kill_processes_matching, poll, running_as_root, tail, S3Server};
+use super::{S3Server, free_port, kill_processes_matching, poll, running_as_root, tail};
 
 /// Directory of PostgreSQL's server binaries (`OPENOVA_PG_BIN`, default `/usr/lib/postgresql/15/bin`).
 pub fn pg_bin_dir() -> PathBuf {
@@ -135,7 +135,14 @@ impl Postgres {
             .pg_cmd("initdb")
             .arg("-D")
             .arg(pg.data_dir())
-            .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8"])
+            .args([
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+            ])
             .arg("--no-sync")
             .output()
             .expect("run initdb");
@@ -168,7 +175,10 @@ impl Postgres {
                 format!("unix_socket_directories = '{}'", pg.socket_dir().display()),
                 "wal_level = replica".to_string(),
                 "archive_mode = on".to_string(),
-                format!("archive_command = '{}'", archive_command.replace('\'', "''")),
+                format!(
+                    "archive_command = '{}'",
+                    archive_command.replace('\'', "''")
+                ),
                 "max_wal_senders = 4".to_string(),
                 "fsync = off".to_string(),
                 "synchronous_commit = off".to_string(),
@@ -330,7 +340,14 @@ impl Postgres {
         let mut cmd = as_postgres(psql);
         cmd.arg("-h")
             .arg(self.socket_dir())
-            .args(["-p", &self.port.to_string(), "-U", "postgres", "-d", "postgres"])
+            .args([
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+            ])
             .current_dir(self.dir.path());
         cmd
     }

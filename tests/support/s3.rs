@@ -164,11 +164,9 @@ impl S3Server {
     }
 
     fn check_alive(&mut self) {
-        if let Some(child) = self.child.as_mut() {
-            if let Ok(Some(status)) = child.try_wait() {
-                self.child = None;
-                self.fail(&format!("the server exited early with {status}"));
-            }
+        if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
+            self.child = None;
+            self.fail(&format!("the server exited early with {status}"));
         }
     }
 
@@ -182,7 +180,12 @@ impl S3Server {
         // there is no race with other tests over the port.
         let mut cmd = Command::new(bin);
         cmd.args(["--host", "127.0.0.1", "--port", "0"])
-            .args(["--access-key", &self.access_key, "--secret-key", &self.secret_key])
+            .args([
+                "--access-key",
+                &self.access_key,
+                "--secret-key",
+                &self.secret_key,
+            ])
             .arg(&root)
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1");
@@ -246,7 +249,13 @@ root_domain = ".s3.garage.localhost"
                 if let Some(Ok(Some(_))) = self.child.as_mut().map(Child::try_wait) {
                     return Some(false);
                 }
-                let ok = self.garage_cmd().arg("status").output().ok()?.status.success();
+                let ok = self
+                    .garage_cmd()
+                    .arg("status")
+                    .output()
+                    .ok()?
+                    .status
+                    .success();
                 ok.then_some(true)
             });
             match up {
@@ -270,7 +279,12 @@ root_domain = ".s3.garage.localhost"
         }
 
         let node = self.garage_ok(&["node", "id", "-q"], "garage node id");
-        let node_id = node.trim().split('@').next().unwrap_or_default().to_string();
+        let node_id = node
+            .trim()
+            .split('@')
+            .next()
+            .unwrap_or_default()
+            .to_string();
         if node_id.len() < 16 {
             self.fail(&format!("unexpected `garage node id` output: {node:?}"));
         }
@@ -278,19 +292,22 @@ root_domain = ".s3.garage.localhost"
             &["layout", "assign", "-z", "dc1", "-c", "1G", &node_id],
             "garage layout assign",
         );
-        self.garage_ok(&["layout", "apply", "--version", "1"], "garage layout apply");
+        self.garage_ok(
+            &["layout", "apply", "--version", "1"],
+            "garage layout apply",
+        );
         let bucket = self.bucket.clone();
         self.garage_ok(&["bucket", "create", &bucket], "garage bucket create");
         let key_json = self.garage_ok(
             &["json-api", "CreateKey", r#"{"name":"openova-test"}"#],
             "garage json-api CreateKey",
         );
-        let key: serde_json::Value = serde_json::from_str(&key_json)
-            .unwrap_or_else(|e| self.fail(&format!("CreateKey output is not JSON ({e}): {key_json}")));
-        let (Some(id), Some(secret)) = (
-            key["accessKeyId"].as_str(),
-            key["secretAccessKey"].as_str(),
-        ) else {
+        let key: serde_json::Value = serde_json::from_str(&key_json).unwrap_or_else(|e| {
+            self.fail(&format!("CreateKey output is not JSON ({e}): {key_json}"))
+        });
+        let (Some(id), Some(secret)) =
+            (key["accessKeyId"].as_str(), key["secretAccessKey"].as_str())
+        else {
             self.fail(&format!("CreateKey output lacks the key: {key_json}"))
         };
         self.access_key = id.to_string();
@@ -298,7 +315,14 @@ root_domain = ".s3.garage.localhost"
         let access_key = self.access_key.clone();
         self.garage_ok(
             &[
-                "bucket", "allow", "--read", "--write", "--owner", &bucket, "--key", &access_key,
+                "bucket",
+                "allow",
+                "--read",
+                "--write",
+                "--owner",
+                &bucket,
+                "--key",
+                &access_key,
             ],
             "garage bucket allow",
         );
@@ -311,7 +335,10 @@ root_domain = ".s3.garage.localhost"
             .as_ref()
             .expect("garage_cmd() on a server that is not Garage");
         let mut cmd = Command::new(S3Kind::Garage.binary().expect("garage binary"));
-        cmd.arg("-c").arg(config).env("NO_COLOR", "1").env("RUST_LOG", "warn");
+        cmd.arg("-c")
+            .arg(config)
+            .env("NO_COLOR", "1")
+            .env("RUST_LOG", "warn");
         cmd
     }
 
@@ -347,7 +374,10 @@ root_domain = ".s3.garage.localhost"
             }
         });
         if ok.is_none() {
-            self.fail(&format!("bucket {} not usable within 60 s: {last}", self.bucket));
+            self.fail(&format!(
+                "bucket {} not usable within 60 s: {last}",
+                self.bucket
+            ));
         }
     }
 
@@ -407,8 +437,9 @@ root_domain = ".s3.garage.localhost"
     }
 
     /// Environment pointing an AWS SDK client (the openova binary, boto3, barman-cloud-*) at this server:
-    /// credentials, region (`AWS_REGION` for the Rust SDK, `AWS_DEFAULT_REGION` for boto3), endpoint, and
-    /// boto3's checksum switches set to `when_required` (see [`barman::BOTO3_CHECKSUM_ENV`]).
+    /// credentials, region (`AWS_REGION` for the Rust SDK, `AWS_DEFAULT_REGION` for boto3), endpoint.
+    /// SDK checksum defaults are left alone (both servers accept boto3 1.44's CRC32 trailing checksums);
+    /// `OPENOVA_TEST_CHECKSUMS_WHEN_REQUIRED=1` adds [`barman::BOTO3_CHECKSUM_ENV`].
     /// Also sets `AWS_EC2_METADATA_DISABLED` and empties the profile/config file variables, so nothing
     /// from the machine leaks in.
     pub fn env(&self) -> Vec<(String, String)> {
@@ -426,7 +457,7 @@ root_domain = ".s3.garage.localhost"
         .collect();
         env.push(("AWS_ENDPOINT_URL".into(), self.endpoint()));
         env.push(("AWS_ENDPOINT_URL_S3".into(), self.endpoint()));
-        if std::env::var_os("OPENOVA_TEST_BOTO3_DEFAULT_CHECKSUMS").is_none() {
+        if std::env::var_os("OPENOVA_TEST_CHECKSUMS_WHEN_REQUIRED").is_some() {
             for (k, v) in barman::BOTO3_CHECKSUM_ENV {
                 env.push(((*k).to_string(), (*v).to_string()));
             }
@@ -437,7 +468,12 @@ root_domain = ".s3.garage.localhost"
     /// Names of the variables [`S3Server::env`] sets, to remove from a child's environment first
     /// (`AWS_PROFILE`, `AWS_SESSION_TOKEN` are included so the machine's do not leak in).
     pub fn env_to_clear() -> &'static [&'static str] {
-        &["AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_CA_BUNDLE"]
+        &[
+            "AWS_PROFILE",
+            "AWS_SESSION_TOKEN",
+            "AWS_SECURITY_TOKEN",
+            "AWS_CA_BUNDLE",
+        ]
     }
 
     /// Applies [`S3Server::env`] to `cmd` (after removing [`S3Server::env_to_clear`]).

@@ -1,0 +1,67 @@
+use super::*;
+
+const GOOD: &str = r#"
+kind: VeleroPolicy
+name: cluster-daily
+schedule: "0 3 * * *"
+retention: 30d
+rpo: 26h
+includedNamespaces: ["*"]
+excludedNamespaces: [kube-system, velero]
+storage: { url: "s3://openova-backups/velero" }
+---
+kind: PostgresPolicy
+name: platform-db
+cluster: { namespace: databases, name: platform-db }
+serverName: platform-db
+baseBackupSchedule: "0 2 * * *"
+recoveryWindow: 7d
+rpo: 5m
+storage: { url: "s3://openova-backups/cnpg" }
+"#;
+
+fn err(text: &str) -> String {
+    parse_file(Path::new("policies/x.yaml"), text).unwrap_err().to_string()
+}
+
+fn with(line_from: &str, line_to: &str) -> String {
+    GOOD.replace(line_from, line_to)
+}
+
+#[test]
+fn parses_the_documented_example() {
+    let all = parse_file(Path::new("p.yaml"), GOOD).unwrap();
+    assert_eq!(all.len(), 2);
+    let Policy::PostgresPolicy(p) = &all[1].policy else { panic!("second is postgres") };
+    assert_eq!(p.minimum_redundancy, 1);
+    assert_eq!(p.recovery_window.to_string(), "7d");
+    assert_eq!(all[0].source, "p.yaml, document 1");
+}
+
+#[test]
+fn errors_name_file_document_and_field() {
+    let e = err(&with("\"0 3 * * *\"", "\"0 3 * *\""));
+    assert!(e.starts_with("policies/x.yaml, document 1 (cluster-daily): schedule:"), "{e}");
+    let e = err(&with("kind: PostgresPolicy", "kind: MysqlPolicy"));
+    assert!(e.contains("document 2 (platform-db): kind: unknown kind") && e.contains("VeleroPolicy or PostgresPolicy"), "{e}");
+    let e = err(&with("retention: 30d", "retention: 30"));
+    assert!(e.contains("retention") && e.contains("has no unit"), "{e}");
+    let e = err(&with("rpo: 26h", "rpo: 26h\nrpoo: 1h"));
+    assert!(e.contains("unknown field `rpoo`"), "{e}");
+    let e = err(&with("retention: 30d", "retention: 0d"));
+    assert!(e.contains("retention: must be longer than 0"), "{e}");
+    let e = err(&with("recoveryWindow: 7d", "recoveryWindow: 2m"));
+    assert!(e.contains("recoveryWindow 2m is shorter than rpo 5m"), "{e}");
+    let e = err(&with("s3://openova-backups/cnpg", "openova-backups/cnpg"));
+    assert!(e.contains("document 2 (platform-db): storage.url"), "{e}");
+}
+
+#[test]
+fn duplicate_names_across_files_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.yaml"), GOOD).unwrap();
+    std::fs::write(dir.path().join("b.yaml"), GOOD).unwrap();
+    let e = load(dir.path()).unwrap_err().to_string();
+    assert!(e.starts_with("policy 'cluster-daily' is defined twice"), "{e}");
+    assert!(select(load(&dir.path().join("a.yaml")).unwrap(), Some("nope")).unwrap_err().to_string().contains("known: cluster-daily, platform-db"));
+}

@@ -1,4 +1,0 @@
-#[path = "support/mod.rs"]
-mod support;
-#[path = "it/harness.rs"]
-mod harness;
