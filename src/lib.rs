@@ -6,6 +6,7 @@
 
 pub mod barman;
 pub mod catalog;
+pub mod cli;
 pub mod policy;
 pub mod report;
 pub mod status;

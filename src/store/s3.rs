@@ -110,7 +110,7 @@ impl S3Store {
                 if detail.contains("credentials") {
                     Error::NoCredentials
                 } else {
-                    Error::Unreachable { endpoint, detail: short(&detail) }
+                    Error::Unreachable { endpoint, detail: root_cause(e) }
                 }
             }
             _ if code == "NoSuchBucket" => Error::NoSuchBucket { endpoint, bucket },
@@ -211,6 +211,17 @@ fn is_auth_code(code: &str) -> bool {
         code,
         "InvalidAccessKeyId" | "SignatureDoesNotMatch" | "AccessDenied" | "InvalidToken" | "ExpiredToken"
     )
+}
+
+/// The innermost cause ("Connection refused (os error 111)"): the outer layers of an SDK
+/// dispatch error only repeat that a request failed.
+fn root_cause(e: &dyn std::error::Error) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    let text = cur.to_string();
+    if text.is_empty() { "timed out".to_string() } else { short(&text) }
 }
 
 /// The SDK's error chains repeat themselves; keep the message to one readable line.

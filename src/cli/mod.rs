@@ -1,0 +1,75 @@
+//! Command-line definitions. Each subcommand lives in its own file and only wires the library's
+//! modules together. Exit codes: 0 all good, 1 a policy or check failed, 2 an error.
+
+mod catalog;
+mod status;
+
+use crate::report::Output;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// What a command found, as an exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Ok = 0,
+    Violated = 1,
+    Error = 2,
+}
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "openova",
+    version,
+    about = "Backup and disaster recovery for the openova platform (Velero + CloudNativePG/Barman Cloud on S3/R2)",
+    after_help = "Exit codes: 0 all good, 1 a policy or check failed, 2 an error (bad input, storage unreachable).\n\
+                  S3 credentials come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or an AWS profile); the endpoint \
+                  from the policy's storage.endpoint or OPENOVA_S3_ENDPOINT."
+)]
+pub struct Cli {
+    /// Output format of results on stdout.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    pub output: Output,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// List every Velero and Barman backup, WAL ranges and the recoverable window, from the store alone.
+    Catalog(catalog::CatalogArgs),
+    /// Judge each policy: newest good backup against schedule and RPO, window coverage, WAL gaps, failures.
+    Status(status::StatusArgs),
+}
+
+/// Where policies come from.
+#[derive(Args, Debug, Clone)]
+pub struct PolicyArgs {
+    /// A policy file or a folder of them.
+    #[arg(long, default_value = "policies", env = "OPENOVA_POLICIES")]
+    pub policies: PathBuf,
+    /// Only this policy.
+    #[arg(long)]
+    pub policy: Option<String>,
+}
+
+/// Store access tuning.
+#[derive(Args, Debug, Clone)]
+pub struct StoreArgs {
+    /// How many listings run at once (one per WAL folder / backup folder).
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub concurrency: u16,
+}
+
+/// Runs the parsed command.
+pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
+    match cli.command {
+        Command::Catalog(a) => catalog::run(a, cli.output).await,
+        Command::Status(a) => status::run(a, cli.output).await,
+    }
+}
+
+/// Prints a JSON document on stdout.
+fn print_json(v: &serde_json::Value) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
