@@ -7,6 +7,9 @@ Subcommands:
   list-seq PREFIX           one sequential paginated ListObjectsV2 of PREFIX (no delimiter); prints the key count
   list-folders PREFIX       ListObjectsV2 of PREFIX with Delimiter='/' to find the folders, then one sequential
                             paginated listing per folder, no concurrency; prints the key count
+  ping                      waits (up to 60 s) until the bucket answers ListObjectsV2
+  expected                  prints `wal_objects=N backups=N folders=N`: what the listings must find
+  check-backup-list FILE    checks `barman-cloud-backup-list --format json` output lists the expected backups
   check-catalog FILE        checks `openova catalog --output json` output: BENCH_SERVER has the expected backups
                             and segments; prints a one-line summary
 
@@ -288,6 +291,43 @@ def list_folders(prefix):
     print(keys)
 
 
+def ping():
+    s3 = s3_client()
+    bucket = os.environ["BENCH_BUCKET"]
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            s3.list_objects_v2(Bucket=bucket, MaxKeys=1)
+            return 0
+        except Exception as e:  # noqa: BLE001 (any failure means "not yet")
+            if time.monotonic() > deadline:
+                print("bucket %s at %s not usable within 60 s: %s" % (bucket, os.environ["BENCH_ENDPOINT"], e))
+                return 1
+            time.sleep(0.25)
+
+
+def expected():
+    objs, backups = all_objects()
+    wal_objs = [k for k, _, _ in objs if "/wals/" in k]
+    folders = {k.rsplit("/", 1)[0] for k in wal_objs}
+    print("wal_objects=%d backups=%d folders=%d" % (len(wal_objs), len(backups), len(folders)))
+
+
+def check_backup_list(path):
+    try:
+        with open(path) as f:
+            doc = json.load(f)
+        ids = [b["backup_id"] for b in doc["backups_list"]]
+        done = [b for b in doc["backups_list"] if b.get("status") == "DONE"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        print("barman-cloud-backup-list output is not what 3.17 prints: %s" % e)
+        return 1
+    if len(ids) != N_BACKUPS or len(done) != N_BACKUPS:
+        print("barman-cloud-backup-list lists %d backups (%d DONE), want %d" % (len(ids), len(done), N_BACKUPS))
+        return 1
+    return 0
+
+
 def find_server(doc, server):
     """The object describing `server` anywhere in `doc` (tolerant of how the catalog JSON nests it)."""
     stack = [doc]
@@ -392,6 +432,12 @@ def main(argv):
         list_seq(args[0])
     elif cmd == "list-folders" and len(args) == 1:
         list_folders(args[0])
+    elif cmd == "ping" and not args:
+        return ping()
+    elif cmd == "expected" and not args:
+        expected()
+    elif cmd == "check-backup-list" and len(args) == 1:
+        return check_backup_list(args[0])
     elif cmd == "check-catalog" and len(args) == 1:
         return check_catalog(args[0])
     else:

@@ -34,10 +34,12 @@ impl S3Options {
     pub fn from_connection(conn: &Connection) -> Self {
         let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         let region = conn.region.clone().or_else(|| env("AWS_REGION")).or_else(|| env("AWS_DEFAULT_REGION"));
+        // The SDK's own endpoint variables count too, so path-style follows them.
+        let endpoint = conn.endpoint.clone().or_else(|| env("AWS_ENDPOINT_URL_S3")).or_else(|| env("AWS_ENDPOINT_URL"));
         Self {
-            endpoint: conn.endpoint.clone(),
             region: region.unwrap_or_else(|| "auto".to_string()),
-            path_style: conn.path_style.unwrap_or(conn.endpoint.is_some()),
+            path_style: conn.path_style.unwrap_or(endpoint.is_some()),
+            endpoint,
         }
     }
 }

@@ -6,3 +6,5 @@
 mod support;
 
 mod harness;
+mod catalog;
+mod cli;

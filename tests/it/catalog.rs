@@ -1,0 +1,92 @@
+//! Acceptance of the catalog and status commands against real barman-cloud output in a real S3
+//! server: both base backups as backup.info holds them, the window, and an exactly named WAL gap.
+
+use crate::cli::{openova, postgres_policy};
+use crate::support::{Postgres, S3Kind, S3Server, unique_name};
+use std::collections::BTreeMap;
+
+/// `backup.info` as plain key/value pairs, read independently of openova's parser.
+fn info_fields(s3: &S3Server, key: &str) -> BTreeMap<String, String> {
+    let text = String::from_utf8(s3.get(key)).unwrap();
+    text.lines().filter_map(|l| l.split_once('=')).map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+fn python_time_to_rfc3339(t: &str) -> String {
+    chrono::DateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S%.f%:z").unwrap().with_timezone(&chrono::Utc).to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+}
+
+fn catalog_and_gap_on(kind: S3Kind) {
+    let s3 = S3Server::start(kind);
+    let server = unique_name("pg");
+    let pg = Postgres::start(&s3, &server);
+    pg.write_rows(50);
+    let seg = pg.switch_wal();
+    pg.wait_archived(&seg);
+    let first = pg.base_backup();
+    let mut between = Vec::new();
+    for _ in 0..3 {
+        pg.write_rows(20);
+        between.push(pg.switch_wal());
+    }
+    pg.wait_archived(between.last().unwrap());
+    let second = pg.base_backup();
+    pg.write_rows(10);
+    let last = pg.switch_wal();
+    pg.wait_archived(&last);
+
+    let dir = tempfile::tempdir().unwrap();
+    let policy = postgres_policy(dir.path(), &s3, &server, "1s", "1s");
+    let run = openova(Some(&s3), &["catalog", "--output", "json", "--policies", &policy]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let json = run.json();
+    assert_eq!(json["schema"], "openova.catalog/v1");
+    let srv = &json["storages"][0]["barman"][0];
+    assert_eq!(srv["server"], server.as_str());
+    let backups = srv["backups"].as_array().unwrap();
+    assert_eq!(backups.len(), 2, "{srv:#}");
+    for (b, id) in backups.iter().zip([&first, &second]) {
+        let info = info_fields(&s3, &format!("cnpg/{server}/base/{id}/backup.info"));
+        assert_eq!(b["id"], id.as_str());
+        assert_eq!(b["status"], "DONE");
+        assert_eq!(b["begin_wal"], info["begin_wal"].as_str());
+        assert_eq!(b["end_wal"], info["end_wal"].as_str());
+        assert_eq!(b["begin_time"], python_time_to_rfc3339(&info["begin_time"]).as_str());
+        assert_eq!(b["end_time"], python_time_to_rfc3339(&info["end_time"]).as_str());
+    }
+    let window = &srv["window"];
+    assert_eq!(window["earliest"], backups[0]["end_time"], "window starts where the first backup ends");
+    assert!(window["latest"].as_str().unwrap() >= backups[1]["end_time"].as_str().unwrap());
+    assert_eq!(window["gaps"].as_array().unwrap().len(), 0, "{window:#}");
+    assert_eq!(srv["wal"]["timelines"][0]["last"], last.as_str());
+
+    // Judged just after the newest WAL, with a window the archive covers: all good.
+    let at = (chrono::Utc::now() + chrono::TimeDelta::seconds(1)).to_rfc3339();
+    let window_secs = (chrono::Utc::now() - chrono::DateTime::parse_from_rfc3339(window["earliest"].as_str().unwrap()).unwrap().with_timezone(&chrono::Utc)).num_seconds() - 1;
+    let w = format!("{window_secs}s");
+    let policy = postgres_policy(dir.path(), &s3, &server, &w, &w);
+    let ok = openova(Some(&s3), &["status", "--policies", &policy, "--at", &at]);
+    assert_eq!(ok.code, 0, "{ok:?}");
+    assert!(ok.stdout.starts_with("OK "), "{ok:?}");
+
+    // Lose one segment between the backups: status names exactly that segment.
+    let victim = &between[1];
+    s3.delete(&format!("cnpg/{server}/wals/{}/{victim}", &victim[..16]));
+    let bad = openova(Some(&s3), &["status", "--policies", &policy, "--at", &at]);
+    assert_eq!(bad.code, 1, "{bad:?}");
+    let line = format!("WAL gap on timeline 1: segment {victim} is missing");
+    assert!(bad.stdout.contains(&line), "expected {line:?} in {bad:?}");
+    let json = openova(Some(&s3), &["status", "--output", "json", "--policies", &policy, "--at", &at]).json();
+    let gaps: Vec<_> = json["policies"][0]["violations"].as_array().unwrap().iter().filter(|v| v["code"] == "wal-gap").collect();
+    assert_eq!(gaps.len(), 1, "{json:#}");
+    assert!(gaps[0]["since"].is_string(), "a gap says since when: {json:#}");
+}
+
+#[test]
+fn catalog_and_gap_on_s3s() {
+    catalog_and_gap_on(S3Kind::S3sFs);
+}
+
+#[test]
+fn catalog_and_gap_on_garage() {
+    catalog_and_gap_on(S3Kind::Garage);
+}
