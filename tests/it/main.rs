@@ -8,3 +8,5 @@ mod support;
 mod harness;
 mod catalog;
 mod cli;
+mod store;
+mod velero;

@@ -19,6 +19,7 @@
 pub mod barman;
 pub mod postgres;
 pub mod s3;
+pub mod velero_fixture;
 
 #[allow(unused_imports)]
 pub use barman::BackupEntry;
