@@ -20,11 +20,26 @@ use chrono::{DateTime, Utc};
 use std::time::Duration;
 
 /// Connection settings of an [`S3Store`], already resolved (no environment reads later).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct S3Options {
     pub endpoint: Option<String>,
     pub region: String,
     pub path_style: bool,
+    /// Static credentials (access key id, secret) instead of the default AWS chain; for callers
+    /// that hold them already (tests, a mounted Secret read by the caller). Never logged.
+    pub credentials: Option<(String, String)>,
+}
+
+// Hand-written so that the secret can never reach a log line through `{:?}`.
+impl std::fmt::Debug for S3Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Options")
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("path_style", &self.path_style)
+            .field("credentials", &self.credentials.as_ref().map(|(id, _)| (id, "<redacted>")))
+            .finish()
+    }
 }
 
 impl S3Options {
@@ -40,6 +55,7 @@ impl S3Options {
             region: region.unwrap_or_else(|| "auto".to_string()),
             path_style: conn.path_style.unwrap_or(endpoint.is_some()),
             endpoint,
+            credentials: None,
         }
     }
 }
@@ -59,10 +75,12 @@ impl S3Store {
         let StorageUrl::S3 { bucket, prefix } = &url else {
             return Err(Error::BadUrl { url: url.to_string(), why: "not an s3:// URL".into() });
         };
-        let shared = aws_config::defaults(BehaviorVersion::latest())
-            .region(Region::new(opts.region.clone()))
-            .load()
-            .await;
+        let mut loader = aws_config::defaults(BehaviorVersion::latest()).region(Region::new(opts.region.clone()));
+        if let Some((id, secret)) = &opts.credentials {
+            let creds = aws_sdk_s3::config::Credentials::new(id, secret, None, None, "openova-static");
+            loader = loader.credentials_provider(creds);
+        }
+        let shared = loader.load().await;
         let timeouts = TimeoutConfig::builder().connect_timeout(Duration::from_secs(5)).build();
         let mut cfg = aws_sdk_s3::config::Builder::from(&shared)
             .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
