@@ -380,7 +380,11 @@ def check_catalog(path):
     want_w = N_WALS
     try:
         with open(path) as f:
-            doc = json.load(f)
+            text = f.read()
+        if not text.strip():
+            print("openova catalog printed nothing on stdout (is `openova catalog --output json` implemented?)")
+            return 1
+        doc = json.loads(text)
     except (OSError, ValueError) as e:
         print("openova catalog output is not JSON: %s" % e)
         return 1

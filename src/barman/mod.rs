@@ -11,3 +11,6 @@ pub mod window;
 pub use catalog::{BaseBackup, ServerCatalog, discover_servers, load};
 pub use info::{BackupInfo, BackupStatus};
 pub use window::{Gap, Window, analyse};
+
+#[cfg(test)]
+mod tests;

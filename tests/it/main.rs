@@ -10,3 +10,4 @@ mod catalog;
 mod cli;
 mod store;
 mod velero;
+mod capture;
