@@ -11,3 +11,4 @@ mod cli;
 mod store;
 mod velero;
 mod capture;
+mod errors;
