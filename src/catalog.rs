@@ -31,13 +31,20 @@ pub struct Scope {
 impl Scope {
     #[must_use]
     pub fn everything() -> Self {
-        Self { velero: true, servers: None }
+        Self {
+            velero: true,
+            servers: None,
+        }
     }
 }
 
 /// Reads a storage location: Velero when `backups/` exists, and the Barman servers of `scope`
 /// (by default every folder holding `base/` or `wals/`).
-pub async fn load(store: &dyn ObjectStore, scope: &Scope, concurrency: usize) -> store::Result<StorageCatalog> {
+pub async fn load(
+    store: &dyn ObjectStore,
+    scope: &Scope,
+    concurrency: usize,
+) -> store::Result<StorageCatalog> {
     let top = store.list_dir("").await?;
     let velero = if scope.velero && top.dirs.iter().any(|d| d == "backups/") {
         Some(velero::load(store, concurrency).await?)
@@ -57,7 +64,11 @@ pub async fn load(store: &dyn ObjectStore, scope: &Scope, concurrency: usize) ->
         .buffered(2)
         .try_collect()
         .await?;
-    Ok(StorageCatalog { url: store.url().to_string(), velero, barman })
+    Ok(StorageCatalog {
+        url: store.url().to_string(),
+        velero,
+        barman,
+    })
 }
 
 // ---- JSON view -------------------------------------------------------------------------------
@@ -118,7 +129,10 @@ impl<'a> BackupView<'a> {
     pub fn of(b: &'a BaseBackup) -> Self {
         let info = b.info.as_ref();
         let status = match (info, &b.unreadable) {
-            (Some(i), _) => serde_json::to_value(i.status).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(),
+            (Some(i), _) => serde_json::to_value(i.status)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
             (None, Some(_)) => "UNREADABLE".into(),
             (None, None) => "IN_PROGRESS".into(),
         };
@@ -133,7 +147,10 @@ impl<'a> BackupView<'a> {
             size: b.size,
             has_data: b.has_data,
             keep: b.keep.as_deref(),
-            error: b.unreadable.as_deref().or_else(|| info.and_then(|i| i.error.as_deref())),
+            error: b
+                .unreadable
+                .as_deref()
+                .or_else(|| info.and_then(|i| i.error.as_deref())),
         }
     }
 }
@@ -157,7 +174,11 @@ impl<'a> ServerView<'a> {
         Self {
             server: &cat.server,
             backups: cat.backups.iter().map(BackupView::of).collect(),
-            wal: WalView { segments: cat.segment_count(), timelines, other_files: cat.other_wal_files.len() },
+            wal: WalView {
+                segments: cat.segment_count(),
+                timelines,
+                other_files: cat.other_wal_files.len(),
+            },
             window,
             problems: &cat.problems,
         }
@@ -170,7 +191,11 @@ impl StorageCatalog {
         StorageView {
             url: &self.url,
             velero: self.velero.as_deref(),
-            barman: self.barman.iter().map(|(c, w)| ServerView::of(c, w)).collect(),
+            barman: self
+                .barman
+                .iter()
+                .map(|(c, w)| ServerView::of(c, w))
+                .collect(),
         }
     }
 }

@@ -54,7 +54,11 @@ pub struct WindowSummary {
 }
 
 fn v(code: &'static str, message: String, since: Option<DateTime<Utc>>) -> Violation {
-    Violation { code, message, since }
+    Violation {
+        code,
+        message,
+        since,
+    }
 }
 
 /// Judges one policy against the catalog of its storage.
@@ -83,8 +87,15 @@ pub fn judge(policy: &Policy, storage: &StorageCatalog, now: DateTime<Utc>) -> P
 
 /// The newest good backup against the schedule: a run due at least [`SCHEDULE_GRACE`] ago must
 /// have produced a backup that started at or after it was due.
-fn check_schedule(schedule: &Schedule, newest_start: DateTime<Utc>, now: DateTime<Utc>, out: &mut Vec<Violation>) {
-    let Some(due) = schedule.previous(now - SCHEDULE_GRACE) else { return };
+fn check_schedule(
+    schedule: &Schedule,
+    newest_start: DateTime<Utc>,
+    now: DateTime<Utc>,
+    out: &mut Vec<Violation>,
+) {
+    let Some(due) = schedule.previous(now - SCHEDULE_GRACE) else {
+        return;
+    };
     // Allow a little clock skew between the scheduler and the machine that took the backup.
     if newest_start < due - TimeDelta::minutes(5) {
         let msg = format!(
@@ -101,68 +112,175 @@ fn check_schedule(schedule: &Schedule, newest_start: DateTime<Utc>, now: DateTim
 #[must_use]
 pub fn velero_backups_of<'a>(name: &str, all: &'a [VeleroBackup]) -> Vec<&'a VeleroBackup> {
     let prefix = format!("{name}-");
-    all.iter().filter(|b| b.schedule.as_deref() == Some(name) || b.name.starts_with(&prefix)).collect()
+    all.iter()
+        .filter(|b| b.schedule.as_deref() == Some(name) || b.name.starts_with(&prefix))
+        .collect()
 }
 
-fn judge_velero(p: &VeleroPolicy, schedule: &Schedule, storage: &StorageCatalog, now: DateTime<Utc>, s: &mut PolicyStatus) {
+fn judge_velero(
+    p: &VeleroPolicy,
+    schedule: &Schedule,
+    storage: &StorageCatalog,
+    now: DateTime<Utc>,
+    s: &mut PolicyStatus,
+) {
     let all = storage.velero.as_deref().unwrap_or_default();
     let mine = velero_backups_of(&p.name, all);
     let out = &mut s.violations;
     for b in all.iter().filter(|b| b.unreadable.is_some()) {
-        out.push(v("unreadable", format!("backup {}: {}", b.name, b.unreadable.as_deref().unwrap_or("")), None));
+        out.push(v(
+            "unreadable",
+            format!(
+                "backup {}: {}",
+                b.name,
+                b.unreadable.as_deref().unwrap_or("")
+            ),
+            None,
+        ));
     }
     for b in &mine {
         if b.phase.as_deref() == Some("Completed") && !b.missing.is_empty() {
-            let msg = format!("backup {} is Completed but {} missing", b.name, b.missing.join(", "));
+            let msg = format!(
+                "backup {} is Completed but {} missing",
+                b.name,
+                b.missing.join(", ")
+            );
             out.push(v("incomplete-backup", msg, b.completion));
         }
-        if !b.is_finished() && b.unreadable.is_none() && b.start.is_some_and(|t| now - t > STUCK_AFTER) {
-            let msg = format!("backup {} is still {} after {}", b.name, b.phase.as_deref().unwrap_or("without a phase"), human(now - b.start.unwrap_or(now)));
-            out.push(v("incomplete-backup", msg, b.start.map(|t| t + STUCK_AFTER)));
+        if !b.is_finished()
+            && b.unreadable.is_none()
+            && b.start.is_some_and(|t| now - t > STUCK_AFTER)
+        {
+            let msg = format!(
+                "backup {} is still {} after {}",
+                b.name,
+                b.phase.as_deref().unwrap_or("without a phase"),
+                human(now - b.start.unwrap_or(now))
+            );
+            out.push(v(
+                "incomplete-backup",
+                msg,
+                b.start.map(|t| t + STUCK_AFTER),
+            ));
         }
     }
-    let newest = mine.iter().filter(|b| b.is_completed()).filter_map(|b| Some((b, b.start?, b.completion.or(b.start)?))).max_by_key(|(_, start, _)| *start);
+    let newest = mine
+        .iter()
+        .filter(|b| b.is_completed())
+        .filter_map(|b| Some((b, b.start?, b.completion.or(b.start)?)))
+        .max_by_key(|(_, start, _)| *start);
     let Some((good, start, done)) = newest else {
-        out.push(v("no-backup", format!("no Completed backup of policy {} in {}", p.name, storage.url), None));
+        out.push(v(
+            "no-backup",
+            format!(
+                "no Completed backup of policy {} in {}",
+                p.name, storage.url
+            ),
+            None,
+        ));
         return;
     };
-    s.newest_backup = Some(NewestBackup { id: good.name.clone(), time: done, age_seconds: (now - done).num_seconds() });
+    s.newest_backup = Some(NewestBackup {
+        id: good.name.clone(),
+        time: done,
+        age_seconds: (now - done).num_seconds(),
+    });
     if now - done > p.rpo.0 {
-        let msg = format!("newest Completed backup {} is {} old (rpo {})", good.name, human(now - done), p.rpo);
+        let msg = format!(
+            "newest Completed backup {} is {} old (rpo {})",
+            good.name,
+            human(now - done),
+            p.rpo
+        );
         out.push(v("rpo", msg, Some(done + p.rpo.0)));
     }
     check_schedule(schedule, start, now, out);
-    for b in mine.iter().filter(|b| b.is_failed() && b.start.is_some_and(|t| t > start)) {
-        let why = b.failure_reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default();
-        let msg = format!("backup {} ended {} ({} errors){why}", b.name, b.phase.as_deref().unwrap_or(""), b.errors);
+    for b in mine
+        .iter()
+        .filter(|b| b.is_failed() && b.start.is_some_and(|t| t > start))
+    {
+        let why = b
+            .failure_reason
+            .as_deref()
+            .map(|r| format!(": {r}"))
+            .unwrap_or_default();
+        let msg = format!(
+            "backup {} ended {} ({} errors){why}",
+            b.name,
+            b.phase.as_deref().unwrap_or(""),
+            b.errors
+        );
         out.push(v("failed-backup", msg, b.completion.or(b.start)));
     }
 }
 
-fn judge_postgres(p: &PostgresPolicy, schedule: &Schedule, storage: &StorageCatalog, now: DateTime<Utc>, s: &mut PolicyStatus) {
-    let Some((cat, window)) = storage.barman.iter().find(|(c, _)| c.server == p.server_name) else {
-        let msg = format!("no Barman server folder '{}' in {}", p.server_name, storage.url);
+fn judge_postgres(
+    p: &PostgresPolicy,
+    schedule: &Schedule,
+    storage: &StorageCatalog,
+    now: DateTime<Utc>,
+    s: &mut PolicyStatus,
+) {
+    let Some((cat, window)) = storage
+        .barman
+        .iter()
+        .find(|(c, _)| c.server == p.server_name)
+    else {
+        let msg = format!(
+            "no Barman server folder '{}' in {}",
+            p.server_name, storage.url
+        );
         s.violations.push(v("no-backup", msg, None));
         return;
     };
     let newest_wal = cat.newest_segment();
-    s.window = Some(WindowSummary { earliest: window.earliest, latest: window.latest, newest_wal: newest_wal.map(|w| w.name.clone()) });
+    s.window = Some(WindowSummary {
+        earliest: window.earliest,
+        latest: window.latest,
+        newest_wal: newest_wal.map(|w| w.name.clone()),
+    });
     let out = &mut s.violations;
     backup_problems(cat, window, now, out);
-    let newest = cat.backups.iter().filter(|b| b.is_done()).filter_map(|b| Some((b, b.info.as_ref()?))).filter_map(|(b, i)| Some((b, i.begin_time?, i.end_time?))).max_by_key(|(_, begin, _)| *begin);
+    let newest = cat
+        .backups
+        .iter()
+        .filter(|b| b.is_done())
+        .filter_map(|b| Some((b, b.info.as_ref()?)))
+        .filter_map(|(b, i)| Some((b, i.begin_time?, i.end_time?)))
+        .max_by_key(|(_, begin, _)| *begin);
     let Some((good, begin, end)) = newest else {
-        out.push(v("no-backup", format!("no DONE base backup of server {} in {}", p.server_name, storage.url), None));
+        out.push(v(
+            "no-backup",
+            format!(
+                "no DONE base backup of server {} in {}",
+                p.server_name, storage.url
+            ),
+            None,
+        ));
         return;
     };
-    s.newest_backup = Some(NewestBackup { id: good.id.clone(), time: end, age_seconds: (now - end).num_seconds() });
+    s.newest_backup = Some(NewestBackup {
+        id: good.id.clone(),
+        time: end,
+        age_seconds: (now - end).num_seconds(),
+    });
     check_schedule(schedule, begin, now, out);
     match newest_wal.and_then(|w| Some((w, w.archived?))) {
         Some((w, at)) if now - at > p.rpo.0 => {
-            let msg = format!("newest archived WAL {} is {} old (rpo {})", w.name, human(now - at), p.rpo);
+            let msg = format!(
+                "newest archived WAL {} is {} old (rpo {})",
+                w.name,
+                human(now - at),
+                p.rpo
+            );
             out.push(v("rpo", msg, Some(at + p.rpo.0)));
         }
         Some(_) => {}
-        None => out.push(v("rpo", format!("no archived WAL for server {}", p.server_name), None)),
+        None => out.push(v(
+            "rpo",
+            format!("no archived WAL for server {}", p.server_name),
+            None,
+        )),
     }
     let (from, to) = (now - p.recovery_window.0, now - p.rpo.0);
     if !window.covers(from, to) {
@@ -170,40 +288,91 @@ fn judge_postgres(p: &PostgresPolicy, schedule: &Schedule, storage: &StorageCata
             (Some(a), Some(b)) => format!("restorable {} .. {}", a.to_rfc3339(), b.to_rfc3339()),
             _ => "nothing is restorable".to_string(),
         };
-        let msg = format!("recovery window does not cover {} .. {} (recoveryWindow {}, rpo {}): {have}", from.to_rfc3339(), to.to_rfc3339(), p.recovery_window, p.rpo);
+        let msg = format!(
+            "recovery window does not cover {} .. {} (recoveryWindow {}, rpo {}): {have}",
+            from.to_rfc3339(),
+            to.to_rfc3339(),
+            p.recovery_window,
+            p.rpo
+        );
         out.push(v("window", msg, None));
     }
-    for b in cat.backups.iter().filter(|b| b.status() == Some(BackupStatus::Failed)) {
-        if b.info.as_ref().and_then(|i| i.begin_time).is_some_and(|t| t > begin) {
-            let err = b.info.as_ref().and_then(|i| i.error.clone()).unwrap_or_default();
-            out.push(v("failed-backup", format!("base backup {} FAILED: {err}", b.id), b.info.as_ref().and_then(|i| i.end_time.or(i.begin_time))));
+    for b in cat
+        .backups
+        .iter()
+        .filter(|b| b.status() == Some(BackupStatus::Failed))
+    {
+        if b.info
+            .as_ref()
+            .and_then(|i| i.begin_time)
+            .is_some_and(|t| t > begin)
+        {
+            let err = b
+                .info
+                .as_ref()
+                .and_then(|i| i.error.clone())
+                .unwrap_or_default();
+            out.push(v(
+                "failed-backup",
+                format!("base backup {} FAILED: {err}", b.id),
+                b.info.as_ref().and_then(|i| i.end_time.or(i.begin_time)),
+            ));
         }
     }
 }
 
 /// Unreadable, abandoned and unrestorable backups, and WAL gaps.
-fn backup_problems(cat: &ServerCatalog, window: &Window, now: DateTime<Utc>, out: &mut Vec<Violation>) {
+fn backup_problems(
+    cat: &ServerCatalog,
+    window: &Window,
+    now: DateTime<Utc>,
+    out: &mut Vec<Violation>,
+) {
     for b in &cat.backups {
         if let Some(why) = &b.unreadable {
-            out.push(v("unreadable", format!("base backup {}: {why}", b.id), None));
+            out.push(v(
+                "unreadable",
+                format!("base backup {}: {why}", b.id),
+                None,
+            ));
         }
         let last_write = b.objects.iter().filter_map(|o| o.last_modified).max();
         if b.in_progress() && last_write.is_some_and(|t| now - t > STUCK_AFTER) {
-            let msg = format!("base backup {} has data but no backup.info (abandoned mid-way?)", b.id);
+            let msg = format!(
+                "base backup {} has data but no backup.info (abandoned mid-way?)",
+                b.id
+            );
             out.push(v("incomplete-backup", msg, last_write));
         }
         if b.status() == Some(BackupStatus::Done) && !b.has_data {
-            out.push(v("unrestorable-backup", format!("base backup {} is DONE but its data.tar is missing", b.id), None));
+            out.push(v(
+                "unrestorable-backup",
+                format!("base backup {} is DONE but its data.tar is missing", b.id),
+                None,
+            ));
         }
     }
     for u in &window.unrestorable {
-        out.push(v("unrestorable-backup", format!("base backup {} cannot be restored: {}", u.backup_id, u.reason), None));
+        out.push(v(
+            "unrestorable-backup",
+            format!(
+                "base backup {} cannot be restored: {}",
+                u.backup_id, u.reason
+            ),
+            None,
+        ));
     }
     for g in &window.gaps {
         let what = if g.count == 1 {
-            format!("WAL gap on timeline {}: segment {} is missing", g.timeline, g.first_missing)
+            format!(
+                "WAL gap on timeline {}: segment {} is missing",
+                g.timeline, g.first_missing
+            )
         } else {
-            format!("WAL gap on timeline {}: {} segments {} .. {} are missing", g.timeline, g.count, g.first_missing, g.last_missing)
+            format!(
+                "WAL gap on timeline {}: {} segments {} .. {} are missing",
+                g.timeline, g.count, g.first_missing, g.last_missing
+            )
         };
         out.push(v("wal-gap", what, g.since));
     }

@@ -80,7 +80,11 @@ pub struct ServerCatalog {
 }
 
 /// Reads the catalog of `server` (a folder under the store's prefix).
-pub async fn load(store: &dyn ObjectStore, server: &str, concurrency: usize) -> store::Result<ServerCatalog> {
+pub async fn load(
+    store: &dyn ObjectStore,
+    server: &str,
+    concurrency: usize,
+) -> store::Result<ServerCatalog> {
     let (backups, wals) = tokio::try_join!(
         load_backups(store, server, concurrency),
         list_wals(store, server, concurrency)
@@ -103,7 +107,11 @@ pub async fn load(store: &dyn ObjectStore, server: &str, concurrency: usize) -> 
     Ok(cat)
 }
 
-async fn load_backups(store: &dyn ObjectStore, server: &str, concurrency: usize) -> store::Result<Vec<BaseBackup>> {
+async fn load_backups(
+    store: &dyn ObjectStore,
+    server: &str,
+    concurrency: usize,
+) -> store::Result<Vec<BaseBackup>> {
     let dirs = store.list_dir(&format!("{server}/base/")).await?.dirs;
     let mut backups: Vec<BaseBackup> = stream::iter(dirs)
         .map(|dir| load_backup(store, dir))
@@ -115,7 +123,12 @@ async fn load_backups(store: &dyn ObjectStore, server: &str, concurrency: usize)
 }
 
 async fn load_backup(store: &dyn ObjectStore, dir: String) -> store::Result<BaseBackup> {
-    let id = dir.trim_end_matches('/').rsplit('/').next().unwrap_or_default().to_string();
+    let id = dir
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .to_string();
     let objects = store.list(&dir).await?;
     let file = |o: &ObjectMeta| o.key[dir.len()..].to_string();
     let has = |name: &str| objects.iter().any(|o| file(o) == name);
@@ -151,7 +164,11 @@ async fn load_backup(store: &dyn ObjectStore, dir: String) -> store::Result<Base
 }
 
 /// Every object under `wals/`: the history files at the top, then each folder listed on its own.
-async fn list_wals(store: &dyn ObjectStore, server: &str, concurrency: usize) -> store::Result<Vec<ObjectMeta>> {
+async fn list_wals(
+    store: &dyn ObjectStore,
+    server: &str,
+    concurrency: usize,
+) -> store::Result<Vec<ObjectMeta>> {
     let top = store.list_dir(&format!("{server}/wals/")).await?;
     let per_folder: Vec<Vec<ObjectMeta>> = stream::iter(top.dirs)
         .map(|dir| async move { store.list(&dir).await })
@@ -164,7 +181,11 @@ async fn list_wals(store: &dyn ObjectStore, server: &str, concurrency: usize) ->
 }
 
 impl ServerCatalog {
-    async fn add_wal_object(&mut self, store: &dyn ObjectStore, meta: ObjectMeta) -> store::Result<()> {
+    async fn add_wal_object(
+        &mut self,
+        store: &dyn ObjectStore,
+        meta: ObjectMeta,
+    ) -> store::Result<()> {
         let name = meta.key.rsplit('/').next().unwrap_or_default();
         let Some(file) = WalFile::parse(name) else {
             self.other_wal_files.push(meta);
@@ -173,14 +194,21 @@ impl ServerCatalog {
         match file.kind {
             WalKind::Segment => {
                 let no = wal::seg_no(file.log, file.seg, self.segment_size);
-                let seg = Segment { name: file.segment_name(), key: meta.key, size: meta.size, archived: meta.last_modified };
+                let seg = Segment {
+                    name: file.segment_name(),
+                    key: meta.key,
+                    size: meta.size,
+                    archived: meta.last_modified,
+                };
                 self.timeline(file.timeline).segments.insert(no, seg);
             }
             WalKind::History => {
                 let text = store.get(&meta.key).await?;
                 match wal::parse_history(&String::from_utf8_lossy(&text)) {
                     Ok(h) => self.timeline(file.timeline).history = h,
-                    Err(line) => self.problems.push(format!("{}: unreadable history line {line:?}", meta.key)),
+                    Err(line) => self
+                        .problems
+                        .push(format!("{}: unreadable history line {line:?}", meta.key)),
                 }
             }
             WalKind::Partial | WalKind::Backup => self.other_wal_files.push(meta),
@@ -189,7 +217,10 @@ impl ServerCatalog {
     }
 
     fn timeline(&mut self, id: u32) -> &mut Timeline {
-        self.timelines.entry(id).or_insert_with(|| Timeline { id, ..Timeline::default() })
+        self.timelines.entry(id).or_insert_with(|| Timeline {
+            id,
+            ..Timeline::default()
+        })
     }
 
     /// Position of a segment name on its timeline.
@@ -202,7 +233,10 @@ impl ServerCatalog {
     /// The newest archived segment over all timelines (highest timeline, then position).
     #[must_use]
     pub fn newest_segment(&self) -> Option<&Segment> {
-        self.timelines.values().rev().find_map(|t| t.segments.values().next_back())
+        self.timelines
+            .values()
+            .rev()
+            .find_map(|t| t.segments.values().next_back())
     }
 
     /// Total number of archived segments.
@@ -218,7 +252,11 @@ pub async fn discover_servers(store: &dyn ObjectStore) -> store::Result<Vec<Stri
     let mut servers = Vec::new();
     for dir in top.dirs {
         let sub = store.list_dir(&dir).await?;
-        if sub.dirs.iter().any(|d| d.ends_with("/base/") || d.ends_with("/wals/")) {
+        if sub
+            .dirs
+            .iter()
+            .any(|d| d.ends_with("/base/") || d.ends_with("/wals/"))
+        {
             servers.push(dir.trim_end_matches('/').to_string());
         }
     }

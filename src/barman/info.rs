@@ -12,7 +12,11 @@ pub enum InfoError {
     #[error("line {line}: expected key=value, found {text:?}")]
     NotKeyValue { line: usize, text: String },
     #[error("field '{field}': cannot read {value:?} ({why})")]
-    BadField { field: &'static str, value: String, why: &'static str },
+    BadField {
+        field: &'static str,
+        value: String,
+        why: &'static str,
+    },
     #[error("field '{field}' is missing")]
     Missing { field: &'static str },
 }
@@ -64,7 +68,10 @@ impl BackupInfo {
                 continue;
             }
             let Some((k, v)) = line.split_once('=') else {
-                return Err(InfoError::NotKeyValue { line: i + 1, text: line.to_string() });
+                return Err(InfoError::NotKeyValue {
+                    line: i + 1,
+                    text: line.to_string(),
+                });
             };
             if v != "None" {
                 kv.insert(k.trim().to_string(), v.to_string());
@@ -76,7 +83,10 @@ impl BackupInfo {
     fn from_map(kv: BTreeMap<String, String>) -> Result<Self, InfoError> {
         let s = |k: &str| kv.get(k).cloned();
         Ok(Self {
-            status: parse_status(kv.get("status").ok_or(InfoError::Missing { field: "status" })?)?,
+            status: parse_status(
+                kv.get("status")
+                    .ok_or(InfoError::Missing { field: "status" })?,
+            )?,
             begin_time: opt(&kv, "begin_time", parse_time)?,
             end_time: opt(&kv, "end_time", parse_time)?,
             begin_wal: opt(&kv, "begin_wal", wal_name)?,
@@ -105,7 +115,13 @@ fn opt<T>(
     f: impl Fn(&str) -> FieldResult<T>,
 ) -> Result<Option<T>, InfoError> {
     kv.get(field)
-        .map(|v| f(v).map_err(|why| InfoError::BadField { field, value: v.clone(), why }))
+        .map(|v| {
+            f(v).map_err(|why| InfoError::BadField {
+                field,
+                value: v.clone(),
+                why,
+            })
+        })
         .transpose()
 }
 
@@ -119,7 +135,11 @@ fn parse_status(v: &str) -> Result<BackupStatus, InfoError> {
         "FAILED" => BackupStatus::Failed,
         _ => {
             let why = "not one of EMPTY, STARTED, WAITING_FOR_WALS, DONE, SYNCING, FAILED";
-            return Err(InfoError::BadField { field: "status", value: v.to_string(), why });
+            return Err(InfoError::BadField {
+                field: "status",
+                value: v.to_string(),
+                why,
+            });
         }
     })
 }
@@ -162,18 +182,30 @@ mod tests {
     fn parses_known_and_keeps_unknown_keys() {
         let i = BackupInfo::parse(SAMPLE).unwrap();
         assert_eq!(i.status, BackupStatus::Done);
-        assert_eq!(i.begin_time.unwrap().to_rfc3339(), "2026-11-24T16:26:13.363363+00:00");
-        assert_eq!(i.end_time.unwrap().to_rfc3339(), "2026-11-24T16:26:15+00:00");
+        assert_eq!(
+            i.begin_time.unwrap().to_rfc3339(),
+            "2026-11-24T16:26:13.363363+00:00"
+        );
+        assert_eq!(
+            i.end_time.unwrap().to_rfc3339(),
+            "2026-11-24T16:26:15+00:00"
+        );
         assert_eq!(i.timeline, Some(1));
         assert_eq!(i.xlog_segment_size, DEFAULT_SEGMENT_SIZE);
-        assert_eq!(i.other.get("future_key").map(String::as_str), Some("something new"));
+        assert_eq!(
+            i.other.get("future_key").map(String::as_str),
+            Some("something new")
+        );
         assert_eq!(i.backup_name, None, "None means absent");
     }
 
     #[test]
     fn a_malformed_file_names_line_or_field() {
         let e = BackupInfo::parse("status=DONE\ngarbage line\n").unwrap_err();
-        assert_eq!(e.to_string(), "line 2: expected key=value, found \"garbage line\"");
+        assert_eq!(
+            e.to_string(),
+            "line 2: expected key=value, found \"garbage line\""
+        );
         let e = BackupInfo::parse("status=DONE\nend_time=yesterday\n").unwrap_err();
         assert!(e.to_string().starts_with("field 'end_time'"), "{e}");
         let e = BackupInfo::parse("begin_wal=000000010000000000000002\n").unwrap_err();

@@ -20,7 +20,10 @@ fn real_backup_info_files_parse() {
     assert_eq!(p.xlog_segment_size, 16 * 1024 * 1024);
     assert!(p.begin_time.unwrap() < p.end_time.unwrap());
     assert_eq!(p.begin_wal.as_deref().map(str::len), Some(24));
-    assert!(p.other.contains_key("copy_stats"), "unknown-to-us keys are kept");
+    assert!(
+        p.other.contains_key("copy_stats"),
+        "unknown-to-us keys are kept"
+    );
     let n = BackupInfo::parse(NAMED).unwrap();
     assert_eq!(n.backup_name.as_deref(), Some("before-upgrade"));
 }
@@ -32,7 +35,10 @@ fn failed_and_truncated_files() {
     assert_eq!(f.end_time, None);
     assert!(f.error.unwrap().contains("connection closed"));
     let e = BackupInfo::parse(TRUNCATED).unwrap_err().to_string();
-    assert!(e.starts_with("field 'begin_time'") || e.contains("status"), "{e}");
+    assert!(
+        e.starts_with("field 'begin_time'") || e.contains("status"),
+        "{e}"
+    );
 }
 
 // ---- window and gaps on hand-built catalogs ----
@@ -40,14 +46,24 @@ fn failed_and_truncated_files() {
 const SIZE: u64 = 16 * 1024 * 1024;
 
 fn t0() -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339("2026-11-20T00:00:00Z").unwrap().with_timezone(&Utc)
+    DateTime::parse_from_rfc3339("2026-11-20T00:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc)
 }
 
 /// Segment `no` on timeline `tl`, archived `no` minutes after t0.
 fn seg(tl: u32, no: u64) -> (u64, Segment) {
     let name = wal::name_of(tl, no, SIZE);
     let archived = Some(t0() + TimeDelta::minutes(i64::try_from(no).unwrap()));
-    (no, Segment { key: format!("srv/wals/{}/{name}", &name[..16]), name, size: SIZE, archived })
+    (
+        no,
+        Segment {
+            key: format!("srv/wals/{}/{name}", &name[..16]),
+            name,
+            size: SIZE,
+            archived,
+        },
+    )
 }
 
 fn backup(id: &str, tl: u32, begin: u64, end: u64) -> BaseBackup {
@@ -58,15 +74,42 @@ fn backup(id: &str, tl: u32, begin: u64, end: u64) -> BaseBackup {
         (t0() + TimeDelta::minutes(i64::try_from(begin).unwrap())).format("%Y-%m-%d %H:%M:%S%:z"),
         (t0() + TimeDelta::minutes(i64::try_from(end).unwrap())).format("%Y-%m-%d %H:%M:%S%:z"),
     );
-    BaseBackup { id: id.into(), info: Some(BackupInfo::parse(&text).unwrap()), unreadable: None, keep: None, size: 1, has_data: true, objects: vec![] }
+    BaseBackup {
+        id: id.into(),
+        info: Some(BackupInfo::parse(&text).unwrap()),
+        unreadable: None,
+        keep: None,
+        size: 1,
+        has_data: true,
+        objects: vec![],
+    }
 }
 
-fn catalog(backups: Vec<BaseBackup>, timelines: Vec<(u32, Vec<u64>, Vec<HistoryEntry>)>) -> ServerCatalog {
+fn catalog(
+    backups: Vec<BaseBackup>,
+    timelines: Vec<(u32, Vec<u64>, Vec<HistoryEntry>)>,
+) -> ServerCatalog {
     let timelines = timelines
         .into_iter()
-        .map(|(id, nos, history)| (id, Timeline { id, segments: nos.into_iter().map(|n| seg(id, n)).collect(), history }))
+        .map(|(id, nos, history)| {
+            (
+                id,
+                Timeline {
+                    id,
+                    segments: nos.into_iter().map(|n| seg(id, n)).collect(),
+                    history,
+                },
+            )
+        })
         .collect::<BTreeMap<_, _>>();
-    ServerCatalog { server: "srv".into(), segment_size: SIZE, backups, timelines, other_wal_files: vec![], problems: vec![] }
+    ServerCatalog {
+        server: "srv".into(),
+        segment_size: SIZE,
+        backups,
+        timelines,
+        other_wal_files: vec![],
+        problems: vec![],
+    }
 }
 
 fn minutes(n: i64) -> DateTime<Utc> {
@@ -75,58 +118,112 @@ fn minutes(n: i64) -> DateTime<Utc> {
 
 #[test]
 fn contiguous_wal_gives_one_window_from_the_first_backup_end() {
-    let cat = catalog(vec![backup("a", 1, 2, 3), backup("b", 1, 10, 10)], vec![(1, (2..=20).collect(), vec![])]);
+    let cat = catalog(
+        vec![backup("a", 1, 2, 3), backup("b", 1, 10, 10)],
+        vec![(1, (2..=20).collect(), vec![])],
+    );
     let w = analyse(&cat);
     assert!(w.gaps.is_empty());
-    assert_eq!((w.earliest, w.latest), (Some(minutes(3)), Some(minutes(20))));
+    assert_eq!(
+        (w.earliest, w.latest),
+        (Some(minutes(3)), Some(minutes(20)))
+    );
     assert!(w.covers(minutes(3), minutes(20)));
-    assert!(!w.covers(minutes(2), minutes(20)), "nothing before the first backup ended");
+    assert!(
+        !w.covers(minutes(2), minutes(20)),
+        "nothing before the first backup ended"
+    );
 }
 
 #[test]
 fn a_missing_segment_is_named_and_splits_the_window() {
     let nos: Vec<u64> = (2..=20).filter(|n| *n != 7).collect();
-    let cat = catalog(vec![backup("a", 1, 2, 3), backup("b", 1, 10, 10)], vec![(1, nos, vec![])]);
+    let cat = catalog(
+        vec![backup("a", 1, 2, 3), backup("b", 1, 10, 10)],
+        vec![(1, nos, vec![])],
+    );
     let w = analyse(&cat);
     assert_eq!(w.gaps.len(), 1);
     assert_eq!(w.gaps[0].first_missing, "000000010000000000000007");
     assert_eq!((w.gaps[0].count, w.gaps[0].since), (1, Some(minutes(6))));
     assert!(w.covers(minutes(3), minutes(6)));
     assert!(w.covers(minutes(10), minutes(20)));
-    assert!(!w.covers(minutes(5), minutes(12)), "the gap breaks the window");
+    assert!(
+        !w.covers(minutes(5), minutes(12)),
+        "the gap breaks the window"
+    );
 }
 
 #[test]
 fn a_backup_without_its_own_wal_is_unrestorable() {
-    let cat = catalog(vec![backup("a", 1, 2, 4)], vec![(1, vec![2, 3, 5, 6], vec![])]);
+    let cat = catalog(
+        vec![backup("a", 1, 2, 4)],
+        vec![(1, vec![2, 3, 5, 6], vec![])],
+    );
     let w = analyse(&cat);
     assert_eq!(w.unrestorable.len(), 1);
-    assert!(w.unrestorable[0].reason.contains("000000010000000000000004"), "{:?}", w.unrestorable);
+    assert!(
+        w.unrestorable[0]
+            .reason
+            .contains("000000010000000000000004"),
+        "{:?}",
+        w.unrestorable
+    );
     assert_eq!(w.earliest, None);
 }
 
 #[test]
 fn the_window_follows_a_timeline_switch() {
     // Timeline 2 branched off timeline 1 in segment 6 (LSN 0/6000100).
-    let history = vec![HistoryEntry { parent: 1, switch_lsn: "0/6000100".into(), reason: "promote".into() }];
-    let cat = catalog(vec![backup("a", 1, 2, 3)], vec![(1, (2..=6).collect(), vec![]), (2, (6..=9).collect(), history)]);
+    let history = vec![HistoryEntry {
+        parent: 1,
+        switch_lsn: "0/6000100".into(),
+        reason: "promote".into(),
+    }];
+    let cat = catalog(
+        vec![backup("a", 1, 2, 3)],
+        vec![
+            (1, (2..=6).collect(), vec![]),
+            (2, (6..=9).collect(), history),
+        ],
+    );
     let w = analyse(&cat);
     assert!(w.gaps.is_empty(), "{:?}", w.gaps);
     assert_eq!(w.ranges[0].timeline, 2);
     assert_eq!(w.latest, Some(minutes(9)));
     // A hole on the child timeline is a gap there.
-    let history = vec![HistoryEntry { parent: 1, switch_lsn: "0/6000100".into(), reason: String::new() }];
-    let cat = catalog(vec![backup("a", 1, 2, 3)], vec![(1, (2..=6).collect(), vec![]), (2, vec![6, 8], history)]);
+    let history = vec![HistoryEntry {
+        parent: 1,
+        switch_lsn: "0/6000100".into(),
+        reason: String::new(),
+    }];
+    let cat = catalog(
+        vec![backup("a", 1, 2, 3)],
+        vec![(1, (2..=6).collect(), vec![]), (2, vec![6, 8], history)],
+    );
     let g = analyse(&cat).gaps;
-    assert_eq!((g.len(), g[0].timeline, g[0].first_missing.as_str()), (1, 2, "000000020000000000000007"));
+    assert_eq!(
+        (g.len(), g[0].timeline, g[0].first_missing.as_str()),
+        (1, 2, "000000020000000000000007")
+    );
 }
 
 #[test]
 fn gaps_across_log_boundaries_and_ranges() {
-    let cat = catalog(vec![backup("a", 1, 250, 250)], vec![(1, vec![250, 251, 255, 256, 300], vec![])]);
+    let cat = catalog(
+        vec![backup("a", 1, 250, 250)],
+        vec![(1, vec![250, 251, 255, 256, 300], vec![])],
+    );
     let g = analyse(&cat).gaps;
     assert_eq!(g.len(), 2);
-    assert_eq!((g[0].first_missing.as_str(), g[0].last_missing.as_str(), g[0].count), ("0000000100000000000000FC", "0000000100000000000000FE", 3));
+    assert_eq!(
+        (
+            g[0].first_missing.as_str(),
+            g[0].last_missing.as_str(),
+            g[0].count
+        ),
+        ("0000000100000000000000FC", "0000000100000000000000FE", 3)
+    );
     assert_eq!(g[1].first_missing, "000000010000000100000001");
     assert_eq!(g[1].count, 43);
 }

@@ -36,7 +36,15 @@ impl WalFile {
             Some((b, ext)) if COMPRESSIONS.contains(&ext) => (b, Some(ext.to_string())),
             _ => (name, None),
         };
-        let with = |kind, t, l, s| Some(Self { timeline: t, log: l, seg: s, kind, compression: compression.clone() });
+        let with = |kind, t, l, s| {
+            Some(Self {
+                timeline: t,
+                log: l,
+                seg: s,
+                kind,
+                compression: compression.clone(),
+            })
+        };
         if let Some(tl) = base.strip_suffix(".history") {
             return with(WalKind::History, hex8(tl)?, 0, 0);
         }
@@ -64,7 +72,8 @@ impl WalFile {
 }
 
 fn hex8(s: &str) -> Option<u32> {
-    (s.len() == 8 && s.bytes().all(|b| b.is_ascii_hexdigit())).then(|| u32::from_str_radix(s, 16).ok())?
+    (s.len() == 8 && s.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| u32::from_str_radix(s, 16).ok())?
 }
 
 /// Splits `TTTTTTTTLLLLLLLLSSSSSSSS` into (timeline, log, seg).
@@ -97,7 +106,11 @@ pub fn seg_no(log: u32, seg: u32, segment_size: u64) -> u64 {
 #[must_use]
 pub fn name_of(timeline: u32, no: u64, segment_size: u64) -> String {
     let per = segments_per_log(segment_size);
-    segment_name(timeline, u32::try_from(no / per).unwrap_or(u32::MAX), u32::try_from(no % per).unwrap_or(0))
+    segment_name(
+        timeline,
+        u32::try_from(no / per).unwrap_or(u32::MAX),
+        u32::try_from(no % per).unwrap_or(0),
+    )
 }
 
 /// The segment holding an LSN written `X/Y` (hex), as a position.
@@ -120,7 +133,11 @@ pub struct HistoryEntry {
 /// Returns the line that could not be read on error.
 pub fn parse_history(text: &str) -> Result<Vec<HistoryEntry>, String> {
     let mut out = Vec::new();
-    for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+    for line in text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
         let mut parts = line.splitn(3, |c: char| c.is_whitespace());
         let parent = parts.next().and_then(|p| p.parse().ok());
         let lsn = parts.next().filter(|l| l.contains('/'));
@@ -149,15 +166,26 @@ mod tests {
     #[test]
     fn parses_every_archive_name_form() {
         let s = WalFile::parse("000000010000000A000000FF.gz").unwrap();
-        assert_eq!((s.timeline, s.log, s.seg, s.kind.clone()), (1, 10, 255, WalKind::Segment));
+        assert_eq!(
+            (s.timeline, s.log, s.seg, s.kind.clone()),
+            (1, 10, 255, WalKind::Segment)
+        );
         assert_eq!(s.compression.as_deref(), Some("gz"));
-        assert_eq!(WalFile::parse("00000002.history").unwrap().kind, WalKind::History);
+        assert_eq!(
+            WalFile::parse("00000002.history").unwrap().kind,
+            WalKind::History
+        );
         assert_eq!(WalFile::parse("00000002.history").unwrap().timeline, 2);
         let b = WalFile::parse("000000010000000000000002.00000028.backup").unwrap();
         assert_eq!(b.kind, WalKind::Backup);
         let p = WalFile::parse("000000010000000000000005.partial.bz2").unwrap();
         assert_eq!((p.kind, p.seg), (WalKind::Partial, 5));
-        for bad in ["00000001000000000000000", "README", "0000000100000000000000GG", "x.history"] {
+        for bad in [
+            "00000001000000000000000",
+            "README",
+            "0000000100000000000000GG",
+            "x.history",
+        ] {
             assert_eq!(WalFile::parse(bad), None, "{bad}");
         }
     }
@@ -174,7 +202,10 @@ mod tests {
 
     #[test]
     fn parses_history_files() {
-        let h = parse_history("1\t0/3000000\tno recovery target specified\n\n2\t0/5000000\tbefore 2026\n").unwrap();
+        let h = parse_history(
+            "1\t0/3000000\tno recovery target specified\n\n2\t0/5000000\tbefore 2026\n",
+        )
+        .unwrap();
         assert_eq!(h.len(), 2);
         assert_eq!(h[1].parent, 2);
         assert_eq!(h[0].reason, "no recovery target specified");

@@ -54,7 +54,9 @@ impl Window {
     /// Whether one continuous range covers `[from, to]`.
     #[must_use]
     pub fn covers(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> bool {
-        merged(&self.ranges).iter().any(|(a, b)| *a <= from && *b >= to)
+        merged(&self.ranges)
+            .iter()
+            .any(|(a, b)| *a <= from && *b >= to)
     }
 }
 
@@ -76,11 +78,17 @@ pub fn merged(ranges: &[Range]) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
 /// Computes ranges, gaps and unrestorable backups of a catalog.
 #[must_use]
 pub fn analyse(cat: &ServerCatalog) -> Window {
-    let mut w = Window { gaps: gaps(cat), ..Window::default() };
+    let mut w = Window {
+        gaps: gaps(cat),
+        ..Window::default()
+    };
     for b in cat.backups.iter().filter(|b| b.is_done()) {
         match range_of(cat, b) {
             Ok(r) => w.ranges.push(r),
-            Err(reason) => w.unrestorable.push(Unrestorable { backup_id: b.id.clone(), reason }),
+            Err(reason) => w.unrestorable.push(Unrestorable {
+                backup_id: b.id.clone(),
+                reason,
+            }),
         }
     }
     w.earliest = w.ranges.iter().map(|r| r.from).min();
@@ -103,7 +111,8 @@ fn reach(t: &Timeline, start: u64) -> Option<u64> {
 
 fn range_of(cat: &ServerCatalog, b: &BaseBackup) -> Result<Range, String> {
     let info = b.info.as_ref().ok_or("no backup.info")?;
-    let (Some(begin), Some(end), Some(end_time)) = (&info.begin_wal, &info.end_wal, info.end_time) else {
+    let (Some(begin), Some(end), Some(end_time)) = (&info.begin_wal, &info.end_wal, info.end_time)
+    else {
         return Err("backup.info lacks begin_wal, end_wal or end_time".into());
     };
     let (tl, start) = cat.position(begin).ok_or("bad begin_wal")?;
@@ -115,7 +124,13 @@ fn range_of(cat: &ServerCatalog, b: &BaseBackup) -> Result<Range, String> {
             let (tl, last) = follow_children(cat, tl, r);
             let seg = &cat.timelines[&tl].segments[&last];
             let to = seg.archived.unwrap_or(end_time).max(end_time);
-            Ok(Range { backup_id: b.id.clone(), from: end_time, to, timeline: tl, last_segment: seg.name.clone() })
+            Ok(Range {
+                backup_id: b.id.clone(),
+                from: end_time,
+                to,
+                timeline: tl,
+                last_segment: seg.name.clone(),
+            })
         }
         Some(r) => Err(format!(
             "WAL needed to make it consistent is missing: {} (it needs {begin} to {end})",
@@ -148,7 +163,9 @@ fn follow_children(cat: &ServerCatalog, mut tl: u32, mut at: u64) -> (u32, u64) 
 pub fn gaps(cat: &ServerCatalog) -> Vec<Gap> {
     let mut out = Vec::new();
     for t in cat.timelines.values() {
-        let Some(start) = needed_from(cat, t) else { continue };
+        let Some(start) = needed_from(cat, t) else {
+            continue;
+        };
         let mut prev: Option<(u64, Option<DateTime<Utc>>)> = None;
         for (no, seg) in t.segments.range(start..) {
             let expected = prev.map_or(start, |(p, _)| p + 1);
@@ -176,7 +193,10 @@ fn needed_from(cat: &ServerCatalog, t: &Timeline) -> Option<u64> {
         .filter(|(tl, _)| *tl == t.id)
         .map(|(_, no)| no)
         .min();
-    let from_switch = t.history.last().and_then(|h| wal::lsn_seg_no(&h.switch_lsn, cat.segment_size));
+    let from_switch = t
+        .history
+        .last()
+        .and_then(|h| wal::lsn_seg_no(&h.switch_lsn, cat.segment_size));
     match (from_backups, from_switch) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),

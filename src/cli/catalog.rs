@@ -23,7 +23,11 @@ pub struct CatalogArgs {
 /// The storages to read: `--storage`, or every distinct storage of the policies.
 pub fn targets(args: &CatalogArgs) -> anyhow::Result<Vec<(StorageUrl, Connection)>> {
     if let Some(url) = &args.storage {
-        let conn = Connection { endpoint: args.endpoint.clone(), ..Connection::default() }.with_env();
+        let conn = Connection {
+            endpoint: args.endpoint.clone(),
+            ..Connection::default()
+        }
+        .with_env();
         return Ok(vec![(StorageUrl::parse(url)?, conn)]);
     }
     let all = crate::policy::load(&args.policies.policies)?;
@@ -31,7 +35,10 @@ pub fn targets(args: &CatalogArgs) -> anyhow::Result<Vec<(StorageUrl, Connection
     let mut out: Vec<(StorageUrl, Connection)> = Vec::new();
     for l in picked {
         let s = l.policy.storage();
-        if !out.iter().any(|(u, c)| *u == s.parsed_url() && c.endpoint == s.connection().endpoint) {
+        if !out
+            .iter()
+            .any(|(u, c)| *u == s.parsed_url() && c.endpoint == s.connection().endpoint)
+        {
             out.push((s.parsed_url(), s.connection()));
         }
     }
@@ -63,7 +70,10 @@ pub async fn run(args: CatalogArgs, output: Output) -> anyhow::Result<Outcome> {
 }
 
 fn t(time: Option<DateTime<Utc>>) -> String {
-    time.map_or_else(|| "-".to_string(), |t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+    time.map_or_else(
+        || "-".to_string(),
+        |t| t.format("%Y-%m-%d %H:%M:%S").to_string(),
+    )
 }
 
 fn print_text(c: &StorageCatalog) {
@@ -73,13 +83,27 @@ fn print_text(c: &StorageCatalog) {
     }
     for (cat, w) in &c.barman {
         let view = catalog::ServerView::of(cat, w);
-        println!("  barman server {}: {} base backups, {} WAL segments", cat.server, cat.backups.len(), view.wal.segments);
-        println!("    {:<17} {:<11} {:<19}  {:<19}  {:<24} {:<24} {:>12}", "BACKUP", "STATUS", "BEGIN (UTC)", "END (UTC)", "BEGIN WAL", "END WAL", "BYTES");
+        println!(
+            "  barman server {}: {} base backups, {} WAL segments",
+            cat.server,
+            cat.backups.len(),
+            view.wal.segments
+        );
+        println!(
+            "    {:<17} {:<11} {:<19}  {:<19}  {:<24} {:<24} {:>12}",
+            "BACKUP", "STATUS", "BEGIN (UTC)", "END (UTC)", "BEGIN WAL", "END WAL", "BYTES"
+        );
         for b in &view.backups {
             let keep = b.keep.map(|k| format!(" keep:{k}")).unwrap_or_default();
             println!(
                 "    {:<17} {:<11} {:<19}  {:<19}  {:<24} {:<24} {:>12}{keep}",
-                b.id, b.status, t(b.begin_time), t(b.end_time), b.begin_wal.unwrap_or("-"), b.end_wal.unwrap_or("-"), b.size
+                b.id,
+                b.status,
+                t(b.begin_time),
+                t(b.end_time),
+                b.begin_wal.unwrap_or("-"),
+                b.end_wal.unwrap_or("-"),
+                b.size
             );
             if let Some(e) = b.error {
                 println!("      error: {e}");
@@ -88,15 +112,26 @@ fn print_text(c: &StorageCatalog) {
         for tl in &view.wal.timelines {
             println!(
                 "    WAL timeline {}: {} .. {} ({} segments), newest archived {}",
-                tl.timeline, tl.first.as_deref().unwrap_or("-"), tl.last.as_deref().unwrap_or("-"), tl.segments, t(tl.newest_archived)
+                tl.timeline,
+                tl.first.as_deref().unwrap_or("-"),
+                tl.last.as_deref().unwrap_or("-"),
+                tl.segments,
+                t(tl.newest_archived)
             );
         }
         match (w.earliest, w.latest) {
-            (Some(a), Some(b)) => println!("    recoverable window: {} .. {} (UTC)", t(Some(a)), t(Some(b))),
+            (Some(a), Some(b)) => println!(
+                "    recoverable window: {} .. {} (UTC)",
+                t(Some(a)),
+                t(Some(b))
+            ),
             _ => println!("    recoverable window: none (no DONE backup with its WAL)"),
         }
         for g in &w.gaps {
-            println!("    WAL gap: {} .. {} ({} missing)", g.first_missing, g.last_missing, g.count);
+            println!(
+                "    WAL gap: {} .. {} ({} missing)",
+                g.first_missing, g.last_missing, g.count
+            );
         }
         for u in &w.unrestorable {
             println!("    not restorable: {}: {}", u.backup_id, u.reason);
@@ -104,12 +139,20 @@ fn print_text(c: &StorageCatalog) {
     }
     if let Some(velero) = &c.velero {
         println!("  velero: {} backups", velero.len());
-        println!("    {:<40} {:<16} {:<19}  {:<19}  {:<19}  {:>6} {:>6}", "NAME", "PHASE", "STARTED (UTC)", "COMPLETED (UTC)", "EXPIRES (UTC)", "ITEMS", "ERRORS");
+        println!(
+            "    {:<40} {:<16} {:<19}  {:<19}  {:<19}  {:>6} {:>6}",
+            "NAME", "PHASE", "STARTED (UTC)", "COMPLETED (UTC)", "EXPIRES (UTC)", "ITEMS", "ERRORS"
+        );
         for b in velero {
             println!(
                 "    {:<40} {:<16} {:<19}  {:<19}  {:<19}  {:>6} {:>6}",
-                b.name, b.phase.as_deref().unwrap_or("-"), t(b.start), t(b.completion), t(b.expiration),
-                b.items_backed_up.map_or("-".into(), |n| n.to_string()), b.errors
+                b.name,
+                b.phase.as_deref().unwrap_or("-"),
+                t(b.start),
+                t(b.completion),
+                t(b.expiration),
+                b.items_backed_up.map_or("-".into(), |n| n.to_string()),
+                b.errors
             );
             if let Some(u) = &b.unreadable {
                 println!("      unreadable: {u}");

@@ -19,12 +19,17 @@ pub struct StatusArgs {
 }
 
 fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
-    DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc)).map_err(|e| format!("{e}; write e.g. 2026-11-25T03:00:00Z"))
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| format!("{e}; write e.g. 2026-11-25T03:00:00Z"))
 }
 
 pub async fn run(args: StatusArgs, output: Output) -> anyhow::Result<Outcome> {
     let now = args.at.unwrap_or_else(Utc::now);
-    let picked = policy::select(policy::load(&args.policies.policies)?, args.policies.policy.as_deref())?;
+    let picked = policy::select(
+        policy::load(&args.policies.policies)?,
+        args.policies.policy.as_deref(),
+    )?;
     let mut results = Vec::new();
     for group in by_storage(&picked) {
         results.extend(judge_group(&group, now, usize::from(args.store.concurrency)).await);
@@ -52,7 +57,10 @@ pub async fn run(args: StatusArgs, output: Output) -> anyhow::Result<Outcome> {
 fn by_storage(picked: &[Loaded]) -> Vec<Vec<&Policy>> {
     let mut groups: Vec<Vec<&Policy>> = Vec::new();
     for l in picked {
-        let same = |p: &&Policy| p.storage().url == l.policy.storage().url && p.storage().endpoint == l.policy.storage().endpoint;
+        let same = |p: &&Policy| {
+            p.storage().url == l.policy.storage().url
+                && p.storage().endpoint == l.policy.storage().endpoint
+        };
         match groups.iter_mut().find(|g| g.first().is_some_and(same)) {
             Some(g) => g.push(&l.policy),
             None => groups.push(vec![&l.policy]),
@@ -61,15 +69,24 @@ fn by_storage(picked: &[Loaded]) -> Vec<Vec<&Policy>> {
     groups
 }
 
-async fn judge_group(group: &[&Policy], now: DateTime<Utc>, concurrency: usize) -> Vec<PolicyStatus> {
+async fn judge_group(
+    group: &[&Policy],
+    now: DateTime<Utc>,
+    concurrency: usize,
+) -> Vec<PolicyStatus> {
     let storage = group[0].storage();
     let url = storage.parsed_url();
     let scope = Scope {
         velero: group.iter().any(|p| matches!(p, Policy::VeleroPolicy(_))),
-        servers: Some(group.iter().filter_map(|p| match p {
-            Policy::PostgresPolicy(pg) => Some(pg.server_name.clone()),
-            Policy::VeleroPolicy(_) => None,
-        }).collect()),
+        servers: Some(
+            group
+                .iter()
+                .filter_map(|p| match p {
+                    Policy::PostgresPolicy(pg) => Some(pg.server_name.clone()),
+                    Policy::VeleroPolicy(_) => None,
+                })
+                .collect(),
+        ),
     };
     let progress = report::progress(&format!("reading {url}"));
     let loaded = match store::open(&url, &storage.connection()).await {
@@ -79,12 +96,23 @@ async fn judge_group(group: &[&Policy], now: DateTime<Utc>, concurrency: usize) 
     progress.finish();
     match loaded {
         Ok(cat) => group.iter().map(|p| status::judge(p, &cat, now)).collect(),
-        Err(e) => group.iter().map(|p| errored(p, &url.to_string(), &e)).collect(),
+        Err(e) => group
+            .iter()
+            .map(|p| errored(p, &url.to_string(), &e))
+            .collect(),
     }
 }
 
 fn errored(p: &Policy, url: &str, e: &store::Error) -> PolicyStatus {
-    let mut s = status::judge(p, &catalog::StorageCatalog { url: url.to_string(), velero: None, barman: vec![] }, Utc::now());
+    let mut s = status::judge(
+        p,
+        &catalog::StorageCatalog {
+            url: url.to_string(),
+            velero: None,
+            barman: vec![],
+        },
+        Utc::now(),
+    );
     s.ok = false;
     s.violations.clear();
     s.error = Some(e.to_string());
@@ -92,14 +120,27 @@ fn errored(p: &Policy, url: &str, e: &store::Error) -> PolicyStatus {
 }
 
 fn print_text(r: &PolicyStatus, now: DateTime<Utc>) {
-    let newest = r.newest_backup.as_ref().map(|b| format!(", newest good backup {} ({} ago)", b.id, policy::duration::human(now - b.time))).unwrap_or_default();
+    let newest = r
+        .newest_backup
+        .as_ref()
+        .map(|b| {
+            format!(
+                ", newest good backup {} ({} ago)",
+                b.id,
+                policy::duration::human(now - b.time)
+            )
+        })
+        .unwrap_or_default();
     match (&r.error, r.ok) {
         (Some(e), _) => println!("ERROR {} ({}): {e}", r.name, r.kind),
         (None, true) => println!("OK    {} ({}){newest}", r.name, r.kind),
         (None, false) => println!("FAIL  {} ({}){newest}", r.name, r.kind),
     }
     for v in &r.violations {
-        let since = v.since.map(|s| format!(" (since {})", s.to_rfc3339())).unwrap_or_default();
+        let since = v
+            .since
+            .map(|s| format!(" (since {})", s.to_rfc3339()))
+            .unwrap_or_default();
         println!("  {}: {}: {}{since}", r.name, v.code, v.message);
     }
 }

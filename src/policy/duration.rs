@@ -28,8 +28,13 @@ impl Duration {
                 'w' => 604_800,
                 _ => return Err(format!("{s:?} is not a duration: {hint}")),
             };
-            let n: i64 = num.parse().map_err(|_| format!("{s:?} is not a duration: {hint}"))?;
-            total = n.checked_mul(unit).and_then(|v| total.checked_add(v)).ok_or(format!("{s:?} is too long"))?;
+            let n: i64 = num
+                .parse()
+                .map_err(|_| format!("{s:?} is not a duration: {hint}"))?;
+            total = n
+                .checked_mul(unit)
+                .and_then(|v| total.checked_add(v))
+                .ok_or(format!("{s:?} is too long"))?;
             num.clear();
         }
         if s.is_empty() || !num.is_empty() {

@@ -24,11 +24,20 @@ pub enum Error {
         source: std::io::Error,
     },
     #[error("{path}, document {doc}{name}: {why}")]
-    Invalid { path: PathBuf, doc: usize, name: String, why: String },
+    Invalid {
+        path: PathBuf,
+        doc: usize,
+        name: String,
+        why: String,
+    },
     #[error("no policy files (*.yaml, *.yml) in {0}")]
     Empty(PathBuf),
     #[error("policy '{name}' is defined twice: {first} and {second}")]
-    Duplicate { name: String, first: String, second: String },
+    Duplicate {
+        name: String,
+        first: String,
+        second: String,
+    },
     #[error("no policy named '{0}' (known: {1})")]
     Unknown(String, String),
 }
@@ -48,13 +57,19 @@ impl Storage {
     /// The parsed URL (validated at load time).
     #[must_use]
     pub fn parsed_url(&self) -> StorageUrl {
-        StorageUrl::parse(&self.url).unwrap_or_else(|_| StorageUrl::File { root: PathBuf::from("/invalid") })
+        StorageUrl::parse(&self.url).unwrap_or_else(|_| StorageUrl::File {
+            root: PathBuf::from("/invalid"),
+        })
     }
 
     #[must_use]
     pub fn connection(&self) -> Connection {
-        Connection { endpoint: self.endpoint.clone(), region: self.region.clone(), path_style: self.path_style }
-            .with_env()
+        Connection {
+            endpoint: self.endpoint.clone(),
+            region: self.region.clone(),
+            path_style: self.path_style,
+        }
+        .with_env()
     }
 }
 
@@ -141,23 +156,37 @@ impl Policy {
 
     /// Checks what serde cannot: schedules, URLs, positive durations, the window against the RPO.
     fn validate(&self) -> Result<(), String> {
-        Schedule::parse(self.schedule_expr()).map_err(|e| format!("{}: {e}", self.schedule_field()))?;
+        Schedule::parse(self.schedule_expr())
+            .map_err(|e| format!("{}: {e}", self.schedule_field()))?;
         StorageUrl::parse(&self.storage().url).map_err(|e| format!("storage.url: {e}"))?;
-        if self.name().is_empty() || !self.name().chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
-            return Err(format!("name {:?}: use lowercase letters, digits and '-'", self.name()));
+        if self.name().is_empty()
+            || !self
+                .name()
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-')
+        {
+            return Err(format!(
+                "name {:?}: use lowercase letters, digits and '-'",
+                self.name()
+            ));
         }
         let (keep_field, keep) = match self {
             Self::VeleroPolicy(p) => ("retention", p.retention),
             Self::PostgresPolicy(p) => ("recoveryWindow", p.recovery_window),
         };
         if keep.is_zero() {
-            return Err(format!("{keep_field}: must be longer than 0 (it says how long backups are kept)"));
+            return Err(format!(
+                "{keep_field}: must be longer than 0 (it says how long backups are kept)"
+            ));
         }
         if self.rpo().is_zero() {
             return Err("rpo: must be longer than 0".into());
         }
         if keep < self.rpo() {
-            return Err(format!("{keep_field} {keep} is shorter than rpo {}: nothing could meet both", self.rpo()));
+            return Err(format!(
+                "{keep_field} {keep} is shorter than rpo {}: nothing could meet both",
+                self.rpo()
+            ));
         }
         Ok(())
     }
@@ -191,25 +220,41 @@ pub fn parse_file(path: &Path, text: &str) -> Result<Vec<Loaded>> {
         let invalid = |name: &str, why: String| Error::Invalid {
             path: path.to_path_buf(),
             doc: i + 1,
-            name: if name.is_empty() { String::new() } else { format!(" ({name})") },
+            name: if name.is_empty() {
+                String::new()
+            } else {
+                format!(" ({name})")
+            },
             why,
         };
-        let value = serde_norway::Value::deserialize(doc).map_err(|e| invalid("", format!("not valid YAML: {e}")))?;
+        let value = serde_norway::Value::deserialize(doc)
+            .map_err(|e| invalid("", format!("not valid YAML: {e}")))?;
         if value.is_null() {
             continue;
         }
-        let name = value.get("name").and_then(|n| n.as_str()).unwrap_or_default().to_string();
+        let name = value
+            .get("name")
+            .and_then(|n| n.as_str())
+            .unwrap_or_default()
+            .to_string();
         let policy = from_value(value).map_err(|why| invalid(&name, why))?;
         policy.validate().map_err(|why| invalid(&name, why))?;
-        out.push(Loaded { policy, source: format!("{}, document {}", path.display(), i + 1) });
+        out.push(Loaded {
+            policy,
+            source: format!("{}, document {}", path.display(), i + 1),
+        });
     }
     Ok(out)
 }
 
 fn from_value(mut value: serde_norway::Value) -> Result<Policy, String> {
     let kinds = "VeleroPolicy or PostgresPolicy";
-    let map = value.as_mapping_mut().ok_or("a policy must be a mapping with kind, name, ...")?;
-    let kind = map.remove("kind").ok_or(format!("kind: missing; write {kinds}"))?;
+    let map = value
+        .as_mapping_mut()
+        .ok_or("a policy must be a mapping with kind, name, ...")?;
+    let kind = map
+        .remove("kind")
+        .ok_or(format!("kind: missing; write {kinds}"))?;
     match kind.as_str() {
         Some("VeleroPolicy") => with_path(value).map(Policy::VeleroPolicy),
         Some("PostgresPolicy") => with_path(value).map(Policy::PostgresPolicy),
@@ -227,9 +272,17 @@ fn with_path<T: serde::de::DeserializeOwned>(value: serde_norway::Value) -> Resu
 
 /// Loads a policy file, or every `*.yaml`/`*.yml` file of a folder (sorted), rejecting duplicate names.
 pub fn load(path: &Path) -> Result<Vec<Loaded>> {
-    let read = |p: &Path| std::fs::read_to_string(p).map_err(|source| Error::Read { path: p.to_path_buf(), source });
+    let read = |p: &Path| {
+        std::fs::read_to_string(p).map_err(|source| Error::Read {
+            path: p.to_path_buf(),
+            source,
+        })
+    };
     let files = if path.is_dir() {
-        let entries = std::fs::read_dir(path).map_err(|source| Error::Read { path: path.to_path_buf(), source })?;
+        let entries = std::fs::read_dir(path).map_err(|source| Error::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let mut files: Vec<PathBuf> = entries
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
@@ -244,7 +297,11 @@ pub fn load(path: &Path) -> Result<Vec<Loaded>> {
     for f in &files {
         for l in parse_file(f, &read(f)?)? {
             if let Some(first) = seen.insert(l.policy.name().to_string(), l.source.clone()) {
-                return Err(Error::Duplicate { name: l.policy.name().to_string(), first, second: l.source });
+                return Err(Error::Duplicate {
+                    name: l.policy.name().to_string(),
+                    first,
+                    second: l.source,
+                });
             }
             all.push(l);
         }
@@ -258,9 +315,20 @@ pub fn load(path: &Path) -> Result<Vec<Loaded>> {
 /// Keeps only the named policy, or all when `name` is `None`.
 pub fn select(all: Vec<Loaded>, name: Option<&str>) -> Result<Vec<Loaded>> {
     let Some(name) = name else { return Ok(all) };
-    let known = all.iter().map(|l| l.policy.name().to_string()).collect::<Vec<_>>().join(", ");
-    let picked: Vec<Loaded> = all.into_iter().filter(|l| l.policy.name() == name).collect();
-    if picked.is_empty() { Err(Error::Unknown(name.to_string(), known)) } else { Ok(picked) }
+    let known = all
+        .iter()
+        .map(|l| l.policy.name().to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let picked: Vec<Loaded> = all
+        .into_iter()
+        .filter(|l| l.policy.name() == name)
+        .collect();
+    if picked.is_empty() {
+        Err(Error::Unknown(name.to_string(), known))
+    } else {
+        Ok(picked)
+    }
 }
 
 #[cfg(test)]

@@ -25,9 +25,16 @@ impl Schedule {
             ));
         }
         let weekday = weekday_names(fields[4]);
-        let six = format!("0 {} {} {} {} {weekday}", fields[0], fields[1], fields[2], fields[3]);
-        let inner = cron::Schedule::from_str(&six).map_err(|e| format!("{expr:?} is not a valid cron schedule: {e}"))?;
-        Ok(Self { expr: expr.to_string(), inner })
+        let six = format!(
+            "0 {} {} {} {} {weekday}",
+            fields[0], fields[1], fields[2], fields[3]
+        );
+        let inner = cron::Schedule::from_str(&six)
+            .map_err(|e| format!("{expr:?} is not a valid cron schedule: {e}"))?;
+        Ok(Self {
+            expr: expr.to_string(),
+            inner,
+        })
     }
 
     /// The latest fire time at or before `t`.
@@ -87,16 +94,28 @@ mod tests {
     #[test]
     fn previous_and_next_fire_times() {
         let s = Schedule::parse("0 3 * * *").unwrap();
-        assert_eq!(s.previous(at("2026-11-25T02:00:00Z")), Some(at("2026-11-24T03:00:00Z")));
-        assert_eq!(s.previous(at("2026-11-25T03:00:00Z")), Some(at("2026-11-25T03:00:00Z")));
-        assert_eq!(s.next(at("2026-11-25T03:00:00Z")), Some(at("2026-11-26T03:00:00Z")));
+        assert_eq!(
+            s.previous(at("2026-11-25T02:00:00Z")),
+            Some(at("2026-11-24T03:00:00Z"))
+        );
+        assert_eq!(
+            s.previous(at("2026-11-25T03:00:00Z")),
+            Some(at("2026-11-25T03:00:00Z"))
+        );
+        assert_eq!(
+            s.next(at("2026-11-25T03:00:00Z")),
+            Some(at("2026-11-26T03:00:00Z"))
+        );
     }
 
     #[test]
     fn weekdays_count_from_sunday_zero() {
         // 2026-11-23 is a Monday.
         let s = Schedule::parse("0 3 * * 1").unwrap();
-        assert_eq!(s.previous(at("2026-11-25T00:00:00Z")), Some(at("2026-11-23T03:00:00Z")));
+        assert_eq!(
+            s.previous(at("2026-11-25T00:00:00Z")),
+            Some(at("2026-11-23T03:00:00Z"))
+        );
         assert_eq!(weekday_names("1-5"), "MON-FRI");
         assert_eq!(weekday_names("*/2"), "*/2");
         assert_eq!(weekday_names("0,7"), "SUN,SUN");
@@ -104,7 +123,15 @@ mod tests {
 
     #[test]
     fn rejects_wrong_field_counts_and_garbage() {
-        assert!(Schedule::parse("0 0 3 * * *").unwrap_err().contains("has 6 fields"));
-        assert!(Schedule::parse("61 3 * * *").unwrap_err().contains("not a valid cron"));
+        assert!(
+            Schedule::parse("0 0 3 * * *")
+                .unwrap_err()
+                .contains("has 6 fields")
+        );
+        assert!(
+            Schedule::parse("61 3 * * *")
+                .unwrap_err()
+                .contains("not a valid cron")
+        );
     }
 }

@@ -21,7 +21,9 @@ storage: { url: "s3://openova-backups/cnpg" }
 "#;
 
 fn err(text: &str) -> String {
-    parse_file(Path::new("policies/x.yaml"), text).unwrap_err().to_string()
+    parse_file(Path::new("policies/x.yaml"), text)
+        .unwrap_err()
+        .to_string()
 }
 
 fn with(line_from: &str, line_to: &str) -> String {
@@ -32,7 +34,9 @@ fn with(line_from: &str, line_to: &str) -> String {
 fn parses_the_documented_example() {
     let all = parse_file(Path::new("p.yaml"), GOOD).unwrap();
     assert_eq!(all.len(), 2);
-    let Policy::PostgresPolicy(p) = &all[1].policy else { panic!("second is postgres") };
+    let Policy::PostgresPolicy(p) = &all[1].policy else {
+        panic!("second is postgres")
+    };
     assert_eq!(p.minimum_redundancy, 1);
     assert_eq!(p.recovery_window.to_string(), "7d");
     assert_eq!(all[0].source, "p.yaml, document 1");
@@ -41,9 +45,16 @@ fn parses_the_documented_example() {
 #[test]
 fn errors_name_file_document_and_field() {
     let e = err(&with("\"0 3 * * *\"", "\"0 3 * *\""));
-    assert!(e.starts_with("policies/x.yaml, document 1 (cluster-daily): schedule:"), "{e}");
+    assert!(
+        e.starts_with("policies/x.yaml, document 1 (cluster-daily): schedule:"),
+        "{e}"
+    );
     let e = err(&with("kind: PostgresPolicy", "kind: MysqlPolicy"));
-    assert!(e.contains("document 2 (platform-db): kind: unknown kind") && e.contains("VeleroPolicy or PostgresPolicy"), "{e}");
+    assert!(
+        e.contains("document 2 (platform-db): kind: unknown kind")
+            && e.contains("VeleroPolicy or PostgresPolicy"),
+        "{e}"
+    );
     let e = err(&with("retention: 30d", "retention: 30"));
     assert!(e.contains("retention") && e.contains("has no unit"), "{e}");
     let e = err(&with("rpo: 26h", "rpo: 26h\nrpoo: 1h"));
@@ -51,7 +62,10 @@ fn errors_name_file_document_and_field() {
     let e = err(&with("retention: 30d", "retention: 0d"));
     assert!(e.contains("retention: must be longer than 0"), "{e}");
     let e = err(&with("recoveryWindow: 7d", "recoveryWindow: 2m"));
-    assert!(e.contains("recoveryWindow 2m is shorter than rpo 5m"), "{e}");
+    assert!(
+        e.contains("recoveryWindow 2m is shorter than rpo 5m"),
+        "{e}"
+    );
     let e = err(&with("s3://openova-backups/cnpg", "openova-backups/cnpg"));
     assert!(e.contains("document 2 (platform-db): storage.url"), "{e}");
 }
@@ -62,6 +76,14 @@ fn duplicate_names_across_files_are_refused() {
     std::fs::write(dir.path().join("a.yaml"), GOOD).unwrap();
     std::fs::write(dir.path().join("b.yaml"), GOOD).unwrap();
     let e = load(dir.path()).unwrap_err().to_string();
-    assert!(e.starts_with("policy 'cluster-daily' is defined twice"), "{e}");
-    assert!(select(load(&dir.path().join("a.yaml")).unwrap(), Some("nope")).unwrap_err().to_string().contains("known: cluster-daily, platform-db"));
+    assert!(
+        e.starts_with("policy 'cluster-daily' is defined twice"),
+        "{e}"
+    );
+    assert!(
+        select(load(&dir.path().join("a.yaml")).unwrap(), Some("nope"))
+            .unwrap_err()
+            .to_string()
+            .contains("known: cluster-daily, platform-db")
+    );
 }

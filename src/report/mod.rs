@@ -38,7 +38,8 @@ const SHOW_AFTER: Duration = Duration::from_millis(400);
 impl Spinner {
     #[must_use]
     pub fn start(msg: &str) -> Arc<Self> {
-        let bar = indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::hidden());
+        let bar =
+            indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::hidden());
         bar.set_message(msg.to_string());
         let shown = bar.clone();
         std::thread::spawn(move || {
@@ -64,7 +65,11 @@ impl Progress for Spinner {
 /// A spinner when stderr is a terminal, otherwise nothing.
 #[must_use]
 pub fn progress(msg: &str) -> Arc<dyn Progress> {
-    if std::io::stderr().is_terminal() { Spinner::start(msg) } else { Arc::new(Silent) }
+    if std::io::stderr().is_terminal() {
+        Spinner::start(msg)
+    } else {
+        Arc::new(Silent)
+    }
 }
 
 /// The AWS SDK warns about every credential provider it tries and skips (IMDS on a laptop, ...);
@@ -76,7 +81,9 @@ const DEFAULT_LOG: &str = "warn,aws_config=error,aws_smithy_runtime=error,aws_sd
 pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("OPENOVA_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if std::io::stderr().is_terminal() {
         builder.init();
     } else {

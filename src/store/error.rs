@@ -17,15 +17,27 @@ pub enum Error {
         "the S3 endpoint {endpoint} refused the credentials ({code}) for bucket '{bucket}': check \
          AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY and that the key may access this bucket"
     )]
-    Denied { endpoint: String, bucket: String, code: String },
+    Denied {
+        endpoint: String,
+        bucket: String,
+        code: String,
+    },
     #[error("bucket '{bucket}' does not exist on {endpoint} (check storage.url)")]
     NoSuchBucket { endpoint: String, bucket: String },
-    #[error("no S3 credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or an AWS profile)")]
+    #[error(
+        "no S3 credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or an AWS profile)"
+    )]
     NoCredentials,
     #[error("object '{key}' not found in {url}")]
     NotFound { url: String, key: String },
     #[error("S3 {op} of '{key}' on {endpoint} failed: {detail}")]
-    Service { op: &'static str, endpoint: String, key: String, detail: String, retryable: bool },
+    Service {
+        op: &'static str,
+        endpoint: String,
+        key: String,
+        detail: String,
+        retryable: bool,
+    },
     #[error("{op} {path}: {source}")]
     Io {
         op: &'static str,

@@ -31,17 +31,32 @@ impl FsStore {
     }
 
     fn meta(&self, path: &Path, md: &std::fs::Metadata) -> ObjectMeta {
-        let key = path.strip_prefix(&self.root).unwrap_or(path).to_string_lossy().into_owned();
+        let key = path
+            .strip_prefix(&self.root)
+            .unwrap_or(path)
+            .to_string_lossy()
+            .into_owned();
         let last_modified = md.modified().ok().map(DateTime::<Utc>::from);
-        ObjectMeta { key, size: md.len(), last_modified }
+        ObjectMeta {
+            key,
+            size: md.len(),
+            last_modified,
+        }
     }
 
     fn not_found(&self, key: &str) -> Error {
-        Error::NotFound { url: self.url.to_string(), key: key.to_string() }
+        Error::NotFound {
+            url: self.url.to_string(),
+            key: key.to_string(),
+        }
     }
 
     fn io(&self, op: &'static str, path: &Path, e: std::io::Error) -> Error {
-        Error::Io { op, path: path.to_path_buf(), source: e }
+        Error::Io {
+            op,
+            path: path.to_path_buf(),
+            source: e,
+        }
     }
 
     /// Walks `dir` (recursively when `deep`), collecting objects whose key starts with `prefix`.
@@ -55,7 +70,11 @@ impl FsStore {
             let entry = entry.map_err(|e| self.io("reading folder", dir, e))?;
             let path = entry.path();
             let md = entry.metadata().map_err(|e| self.io("reading", &path, e))?;
-            let rel = path.strip_prefix(&self.root).unwrap_or(&path).to_string_lossy().into_owned();
+            let rel = path
+                .strip_prefix(&self.root)
+                .unwrap_or(&path)
+                .to_string_lossy()
+                .into_owned();
             if md.is_dir() {
                 let rel_dir = format!("{rel}/");
                 if !(rel_dir.starts_with(prefix) || prefix.starts_with(&rel_dir)) {
@@ -113,9 +132,12 @@ impl ObjectStore for FsStore {
                 std::io::ErrorKind::NotFound => self.not_found(key),
                 _ => self.io("opening", &path, e),
             })?;
-            f.seek(SeekFrom::Start(offset)).map_err(|e| self.io("seeking", &path, e))?;
+            f.seek(SeekFrom::Start(offset))
+                .map_err(|e| self.io("seeking", &path, e))?;
             let mut buf = Vec::new();
-            f.take(len).read_to_end(&mut buf).map_err(|e| self.io("reading", &path, e))?;
+            f.take(len)
+                .read_to_end(&mut buf)
+                .map_err(|e| self.io("reading", &path, e))?;
             Ok(Bytes::from(buf))
         })()
     }
@@ -124,10 +146,16 @@ impl ObjectStore for FsStore {
         let path = self.path(key);
         let tmp = PathBuf::from(format!("{}{TMP_SUFFIX}", path.display()));
         if let Some(dir) = path.parent() {
-            tokio::fs::create_dir_all(dir).await.map_err(|e| self.io("creating", dir, e))?;
+            tokio::fs::create_dir_all(dir)
+                .await
+                .map_err(|e| self.io("creating", dir, e))?;
         }
-        tokio::fs::write(&tmp, &body).await.map_err(|e| self.io("writing", &tmp, e))?;
-        tokio::fs::rename(&tmp, &path).await.map_err(|e| self.io("renaming", &tmp, e))
+        tokio::fs::write(&tmp, &body)
+            .await
+            .map_err(|e| self.io("writing", &tmp, e))?;
+        tokio::fs::rename(&tmp, &path)
+            .await
+            .map_err(|e| self.io("renaming", &tmp, e))
     }
 
     async fn delete_many(&self, keys: &[String]) -> Result<()> {

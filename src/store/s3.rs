@@ -37,7 +37,10 @@ impl std::fmt::Debug for S3Options {
             .field("endpoint", &self.endpoint)
             .field("region", &self.region)
             .field("path_style", &self.path_style)
-            .field("credentials", &self.credentials.as_ref().map(|(id, _)| (id, "<redacted>")))
+            .field(
+                "credentials",
+                &self.credentials.as_ref().map(|(id, _)| (id, "<redacted>")),
+            )
             .finish()
     }
 }
@@ -48,9 +51,17 @@ impl S3Options {
     #[must_use]
     pub fn from_connection(conn: &Connection) -> Self {
         let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-        let region = conn.region.clone().or_else(|| env("AWS_REGION")).or_else(|| env("AWS_DEFAULT_REGION"));
+        let region = conn
+            .region
+            .clone()
+            .or_else(|| env("AWS_REGION"))
+            .or_else(|| env("AWS_DEFAULT_REGION"));
         // The SDK's own endpoint variables count too, so path-style follows them.
-        let endpoint = conn.endpoint.clone().or_else(|| env("AWS_ENDPOINT_URL_S3")).or_else(|| env("AWS_ENDPOINT_URL"));
+        let endpoint = conn
+            .endpoint
+            .clone()
+            .or_else(|| env("AWS_ENDPOINT_URL_S3"))
+            .or_else(|| env("AWS_ENDPOINT_URL"));
         Self {
             region: region.unwrap_or_else(|| "auto".to_string()),
             path_style: conn.path_style.unwrap_or(endpoint.is_some()),
@@ -73,15 +84,22 @@ impl S3Store {
     /// web identity), never from policy files.
     pub async fn connect(url: StorageUrl, opts: S3Options) -> Result<Self> {
         let StorageUrl::S3 { bucket, prefix } = &url else {
-            return Err(Error::BadUrl { url: url.to_string(), why: "not an s3:// URL".into() });
+            return Err(Error::BadUrl {
+                url: url.to_string(),
+                why: "not an s3:// URL".into(),
+            });
         };
-        let mut loader = aws_config::defaults(BehaviorVersion::latest()).region(Region::new(opts.region.clone()));
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new(opts.region.clone()));
         if let Some((id, secret)) = &opts.credentials {
-            let creds = aws_sdk_s3::config::Credentials::new(id, secret, None, None, "openova-static");
+            let creds =
+                aws_sdk_s3::config::Credentials::new(id, secret, None, None, "openova-static");
             loader = loader.credentials_provider(creds);
         }
         let shared = loader.load().await;
-        let timeouts = TimeoutConfig::builder().connect_timeout(Duration::from_secs(5)).build();
+        let timeouts = TimeoutConfig::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .build();
         let mut cfg = aws_sdk_s3::config::Builder::from(&shared)
             .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
             .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
@@ -112,7 +130,9 @@ impl S3Store {
         if self.prefix.is_empty() {
             return full.to_string();
         }
-        full.strip_prefix(&self.prefix).map_or(full, |k| k.trim_start_matches('/')).to_string()
+        full.strip_prefix(&self.prefix)
+            .map_or(full, |k| k.trim_start_matches('/'))
+            .to_string()
     }
 
     /// Turns an SDK error into one that names the endpoint, bucket or key and says what to do.
@@ -130,34 +150,66 @@ impl S3Store {
                 if detail.contains("credentials") {
                     Error::NoCredentials
                 } else {
-                    Error::Unreachable { endpoint, detail: root_cause(e) }
+                    Error::Unreachable {
+                        endpoint,
+                        detail: root_cause(e),
+                    }
                 }
             }
             _ if code == "NoSuchBucket" => Error::NoSuchBucket { endpoint, bucket },
             _ if is_auth_code(&code) || status == Some(403) => {
-                let code = if code.is_empty() { "403 Forbidden".to_string() } else { code };
-                Error::Denied { endpoint, bucket, code }
+                let code = if code.is_empty() {
+                    "403 Forbidden".to_string()
+                } else {
+                    code
+                };
+                Error::Denied {
+                    endpoint,
+                    bucket,
+                    code,
+                }
             }
             _ if code == "NoSuchKey" || code == "NotFound" || status == Some(404) => {
-                Error::NotFound { url: self.url.to_string(), key: key.to_string() }
+                Error::NotFound {
+                    url: self.url.to_string(),
+                    key: key.to_string(),
+                }
             }
-            SdkError::ConstructionFailure(_) if detail.contains("credentials") => Error::NoCredentials,
+            SdkError::ConstructionFailure(_) if detail.contains("credentials") => {
+                Error::NoCredentials
+            }
             _ => Error::Service {
                 op,
                 endpoint,
                 key: key.to_string(),
                 retryable: status.is_some_and(|s| s >= 500),
-                detail: if code.is_empty() { short(&detail) } else { format!("{code}: {}", e.message().unwrap_or("")) },
+                detail: if code.is_empty() {
+                    short(&detail)
+                } else {
+                    format!("{code}: {}", e.message().unwrap_or(""))
+                },
             },
         }
     }
 
-    async fn list_page(&self, prefix: &str, delimiter: bool, token: Option<String>) -> Result<aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Output> {
-        let mut req = self.client.list_objects_v2().bucket(&self.bucket).prefix(self.full(prefix));
+    async fn list_page(
+        &self,
+        prefix: &str,
+        delimiter: bool,
+        token: Option<String>,
+    ) -> Result<aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Output> {
+        let mut req = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(self.full(prefix));
         if delimiter {
             req = req.delimiter("/");
         }
-        req.set_continuation_token(token).send().await.map_err(|e| self.error("list", prefix, &e))
+        req.set_continuation_token(token)
+            .send()
+            .await
+            .map_err(|e| self.error("list", prefix, &e))
     }
 
     async fn list_all(&self, prefix: &str, delimiter: bool) -> Result<DirListing> {
@@ -172,7 +224,12 @@ impl S3Store {
                     last_modified: o.last_modified().and_then(to_chrono),
                 });
             }
-            out.dirs.extend(page.common_prefixes().iter().filter_map(|p| p.prefix()).map(|p| self.relative(p)));
+            out.dirs.extend(
+                page.common_prefixes()
+                    .iter()
+                    .filter_map(|p| p.prefix())
+                    .map(|p| self.relative(p)),
+            );
             token = page.next_continuation_token().map(str::to_string);
             if token.is_none() || page.is_truncated() == Some(false) {
                 return Ok(out);
@@ -185,7 +242,10 @@ impl S3Store {
             .iter()
             .filter_map(|k| ObjectIdentifier::builder().key(self.full(k)).build().ok())
             .collect();
-        let delete = Delete::builder().set_objects(Some(objects)).quiet(true).build();
+        let delete = Delete::builder()
+            .set_objects(Some(objects))
+            .quiet(true)
+            .build();
         let delete = delete.map_err(|e| Error::Service {
             op: "delete",
             endpoint: self.endpoint.clone(),
@@ -193,7 +253,13 @@ impl S3Store {
             detail: e.to_string(),
             retryable: false,
         })?;
-        let sent = self.client.delete_objects().bucket(&self.bucket).delete(delete).send().await;
+        let sent = self
+            .client
+            .delete_objects()
+            .bucket(&self.bucket)
+            .delete(delete)
+            .send()
+            .await;
         match sent {
             Ok(out) => match out.errors().first() {
                 None => Ok(()),
@@ -201,7 +267,11 @@ impl S3Store {
                     op: "delete",
                     endpoint: self.endpoint.clone(),
                     key: self.relative(err.key().unwrap_or_default()),
-                    detail: format!("{}: {}", err.code().unwrap_or(""), err.message().unwrap_or("")),
+                    detail: format!(
+                        "{}: {}",
+                        err.code().unwrap_or(""),
+                        err.message().unwrap_or("")
+                    ),
                     retryable: false,
                 }),
             },
@@ -216,7 +286,13 @@ impl S3Store {
 
     async fn delete_one_by_one(&self, keys: &[String]) -> Result<()> {
         for key in keys {
-            let sent = self.client.delete_object().bucket(&self.bucket).key(self.full(key)).send().await;
+            let sent = self
+                .client
+                .delete_object()
+                .bucket(&self.bucket)
+                .key(self.full(key))
+                .send()
+                .await;
             match sent.map_err(|e| self.error("delete", key, &e)) {
                 Ok(_) | Err(Error::NotFound { .. }) => {}
                 Err(e) => return Err(e),
@@ -229,7 +305,11 @@ impl S3Store {
 fn is_auth_code(code: &str) -> bool {
     matches!(
         code,
-        "InvalidAccessKeyId" | "SignatureDoesNotMatch" | "AccessDenied" | "InvalidToken" | "ExpiredToken"
+        "InvalidAccessKeyId"
+            | "SignatureDoesNotMatch"
+            | "AccessDenied"
+            | "InvalidToken"
+            | "ExpiredToken"
     )
 }
 
@@ -241,13 +321,21 @@ fn root_cause(e: &dyn std::error::Error) -> String {
         cur = next;
     }
     let text = cur.to_string();
-    if text.is_empty() { "timed out".to_string() } else { short(&text) }
+    if text.is_empty() {
+        "timed out".to_string()
+    } else {
+        short(&text)
+    }
 }
 
 /// The SDK's error chains repeat themselves; keep the message to one readable line.
 fn short(detail: &str) -> String {
     let line = detail.replace('\n', " ");
-    if line.len() > 300 { format!("{}…", &line[..line.floor_char_boundary(300)]) } else { line }
+    if line.len() > 300 {
+        format!("{}…", &line[..line.floor_char_boundary(300)])
+    } else {
+        line
+    }
 }
 
 fn to_chrono(t: &aws_sdk_s3::primitives::DateTime) -> Option<DateTime<Utc>> {
@@ -269,7 +357,13 @@ impl ObjectStore for S3Store {
     }
 
     async fn get(&self, key: &str) -> Result<Bytes> {
-        let out = self.client.get_object().bucket(&self.bucket).key(self.full(key)).send().await;
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(self.full(key))
+            .send()
+            .await;
         let out = out.map_err(|e| self.error("get", key, &e))?;
         let body = out.body.collect().await.map_err(|e| Error::Service {
             op: "get",
@@ -286,7 +380,12 @@ impl ObjectStore for S3Store {
             return Ok(Bytes::new());
         }
         let range = format!("bytes={offset}-{}", offset + len - 1);
-        let req = self.client.get_object().bucket(&self.bucket).key(self.full(key)).range(range);
+        let req = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(self.full(key))
+            .range(range);
         let out = req.send().await.map_err(|e| self.error("get", key, &e))?;
         let body = out.body.collect().await.map_err(|e| Error::Service {
             op: "get",
@@ -299,8 +398,15 @@ impl ObjectStore for S3Store {
     }
 
     async fn put(&self, key: &str, body: Bytes) -> Result<()> {
-        let req = self.client.put_object().bucket(&self.bucket).key(self.full(key));
-        req.body(ByteStream::from(body)).send().await.map_err(|e| self.error("put", key, &e))?;
+        let req = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(self.full(key));
+        req.body(ByteStream::from(body))
+            .send()
+            .await
+            .map_err(|e| self.error("put", key, &e))?;
         Ok(())
     }
 
@@ -312,11 +418,20 @@ impl ObjectStore for S3Store {
     }
 
     async fn head(&self, key: &str) -> Result<Option<ObjectMeta>> {
-        let out = self.client.head_object().bucket(&self.bucket).key(self.full(key)).send().await;
+        let out = self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(self.full(key))
+            .send()
+            .await;
         match out.map_err(|e| self.error("head", key, &e)) {
             Ok(o) => Ok(Some(ObjectMeta {
                 key: key.to_string(),
-                size: o.content_length().and_then(|s| u64::try_from(s).ok()).unwrap_or(0),
+                size: o
+                    .content_length()
+                    .and_then(|s| u64::try_from(s).ok())
+                    .unwrap_or(0),
                 last_modified: o.last_modified().and_then(to_chrono),
             })),
             Err(Error::NotFound { .. }) => Ok(None),

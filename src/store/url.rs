@@ -12,20 +12,30 @@ pub enum StorageUrl {
 impl StorageUrl {
     /// Parses a storage URL; the error says which forms are accepted.
     pub fn parse(s: &str) -> Result<Self> {
-        let bad = |why: &str| Error::BadUrl { url: s.to_string(), why: why.to_string() };
+        let bad = |why: &str| Error::BadUrl {
+            url: s.to_string(),
+            why: why.to_string(),
+        };
         if let Some(rest) = s.strip_prefix("s3://") {
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
             if bucket.is_empty() {
                 return Err(bad("the bucket name is missing"));
             }
             let prefix = prefix.trim_matches('/').to_string();
-            return Ok(Self::S3 { bucket: bucket.to_string(), prefix });
+            return Ok(Self::S3 {
+                bucket: bucket.to_string(),
+                prefix,
+            });
         }
         if let Some(path) = s.strip_prefix("file://") {
             if !path.starts_with('/') {
-                return Err(bad("a file URL needs an absolute path, like file:///var/backups"));
+                return Err(bad(
+                    "a file URL needs an absolute path, like file:///var/backups",
+                ));
             }
-            return Ok(Self::File { root: PathBuf::from(path) });
+            return Ok(Self::File {
+                root: PathBuf::from(path),
+            });
         }
         Err(bad("use s3://BUCKET/PREFIX or file:///PATH"))
     }
@@ -57,10 +67,19 @@ mod tests {
     #[test]
     fn parses_s3_and_file_urls() {
         let u = StorageUrl::parse("s3://b/cnpg/").unwrap();
-        assert_eq!(u, StorageUrl::S3 { bucket: "b".into(), prefix: "cnpg".into() });
+        assert_eq!(
+            u,
+            StorageUrl::S3 {
+                bucket: "b".into(),
+                prefix: "cnpg".into()
+            }
+        );
         assert_eq!(u.full_key("x/y"), "cnpg/x/y");
         assert_eq!(StorageUrl::parse("s3://b").unwrap().full_key("k"), "k");
-        assert!(matches!(StorageUrl::parse("file:///tmp/x").unwrap(), StorageUrl::File { .. }));
+        assert!(matches!(
+            StorageUrl::parse("file:///tmp/x").unwrap(),
+            StorageUrl::File { .. }
+        ));
     }
 
     #[test]

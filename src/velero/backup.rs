@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Phases after which Velero never touches a backup again.
-pub const TERMINAL_PHASES: [&str; 4] = ["Completed", "PartiallyFailed", "Failed", "FailedValidation"];
+pub const TERMINAL_PHASES: [&str; 4] =
+    ["Completed", "PartiallyFailed", "Failed", "FailedValidation"];
 
 /// The label Velero puts on backups created by a Schedule.
 pub const SCHEDULE_LABEL: &str = "velero.io/schedule-name";
@@ -44,13 +45,18 @@ impl VeleroBackup {
 
     #[must_use]
     pub fn is_failed(&self) -> bool {
-        matches!(self.phase.as_deref(), Some("Failed" | "PartiallyFailed" | "FailedValidation"))
+        matches!(
+            self.phase.as_deref(),
+            Some("Failed" | "PartiallyFailed" | "FailedValidation")
+        )
     }
 
     /// Non-terminal in the bucket means Velero has not finished it (or died while it ran).
     #[must_use]
     pub fn is_finished(&self) -> bool {
-        self.phase.as_deref().is_some_and(|p| TERMINAL_PHASES.contains(&p))
+        self.phase
+            .as_deref()
+            .is_some_and(|p| TERMINAL_PHASES.contains(&p))
     }
 }
 
@@ -107,12 +113,19 @@ struct Progress {
 
 /// Parses `velero-backup.json`; the error says what is wrong with it.
 pub fn parse(name: &str, json: &[u8]) -> Result<VeleroBackup, String> {
-    let doc: Doc = serde_json::from_slice(json).map_err(|e| format!("not a Velero Backup object: {e}"))?;
+    let doc: Doc =
+        serde_json::from_slice(json).map_err(|e| format!("not a Velero Backup object: {e}"))?;
     if doc.kind.as_deref().is_some_and(|k| k != "Backup") {
-        return Err(format!("kind is {:?}, expected Backup", doc.kind.unwrap_or_default()));
+        return Err(format!(
+            "kind is {:?}, expected Backup",
+            doc.kind.unwrap_or_default()
+        ));
     }
     if doc.metadata.name.as_deref().is_some_and(|n| n != name) {
-        return Err(format!("metadata.name is {:?} but the folder is {name}", doc.metadata.name.unwrap_or_default()));
+        return Err(format!(
+            "metadata.name is {:?} but the folder is {name}",
+            doc.metadata.name.unwrap_or_default()
+        ));
     }
     let p = doc.status_progress();
     let s = doc.status;
@@ -141,7 +154,10 @@ pub fn parse(name: &str, json: &[u8]) -> Result<VeleroBackup, String> {
 impl Doc {
     fn status_progress(&self) -> Progress {
         let p = self.status.progress.as_ref();
-        Progress { total_items: p.and_then(|p| p.total_items), items_backed_up: p.and_then(|p| p.items_backed_up) }
+        Progress {
+            total_items: p.and_then(|p| p.total_items),
+            items_backed_up: p.and_then(|p| p.items_backed_up),
+        }
     }
 }
 
@@ -159,11 +175,17 @@ pub async fn load(store: &dyn ObjectStore, concurrency: usize) -> store::Result<
 }
 
 async fn load_one(store: &dyn ObjectStore, dir: String) -> store::Result<VeleroBackup> {
-    let name = dir.trim_end_matches('/').rsplit('/').next().unwrap_or_default().to_string();
+    let name = dir
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .to_string();
     let objects = store.list(&dir).await?;
     let key = format!("{dir}velero-backup.json");
     let mut b = match objects.iter().any(|o| o.key == key) {
-        true => parse(&name, &store.get(&key).await?).unwrap_or_else(|e| unreadable(&name, format!("{key}: {e}"))),
+        true => parse(&name, &store.get(&key).await?)
+            .unwrap_or_else(|e| unreadable(&name, format!("{key}: {e}"))),
         false => unreadable(&name, format!("{key} is missing")),
     };
     b.size = objects.iter().map(|o| o.size).sum();
@@ -172,7 +194,8 @@ async fn load_one(store: &dyn ObjectStore, dir: String) -> store::Result<VeleroB
 }
 
 fn unreadable(name: &str, why: String) -> VeleroBackup {
-    let mut b = parse(name, b"{\"metadata\":{}}").unwrap_or_else(|_| unreachable!("minimal document parses"));
+    let mut b = parse(name, b"{\"metadata\":{}}")
+        .unwrap_or_else(|_| unreachable!("minimal document parses"));
     b.unreadable = Some(why);
     b
 }
@@ -185,7 +208,11 @@ fn missing_companions(b: &VeleroBackup, dir: &str, objects: &[ObjectMeta]) -> Ve
         wanted.push(format!("{}.tar.gz", b.name));
         wanted.push(format!("{}-resource-list.json.gz", b.name));
     }
-    wanted.retain(|w| !objects.iter().any(|o| o.key.strip_prefix(dir) == Some(w.as_str())));
+    wanted.retain(|w| {
+        !objects
+            .iter()
+            .any(|o| o.key.strip_prefix(dir) == Some(w.as_str()))
+    });
     if b.unreadable.is_some() {
         wanted.clear();
     }
@@ -209,13 +236,28 @@ mod tests {
         assert_eq!(b.schedule.as_deref(), Some("daily"));
         assert_eq!(b.warnings, 2);
         assert_eq!(b.items_backed_up, Some(10));
-        assert_eq!(b.expiration.unwrap().to_rfc3339(), "2026-12-24T03:00:00+00:00");
+        assert_eq!(
+            b.expiration.unwrap().to_rfc3339(),
+            "2026-12-24T03:00:00+00:00"
+        );
     }
 
     #[test]
     fn rejects_what_is_not_a_backup() {
-        assert!(parse("x", b"{not json").unwrap_err().starts_with("not a Velero Backup object"));
-        assert!(parse("x", br#"{"kind":"Restore","metadata":{}}"#).unwrap_err().contains("Restore"));
-        assert!(parse("x", br#"{"kind":"Backup","metadata":{"name":"y"}}"#).unwrap_err().contains("folder is x"));
+        assert!(
+            parse("x", b"{not json")
+                .unwrap_err()
+                .starts_with("not a Velero Backup object")
+        );
+        assert!(
+            parse("x", br#"{"kind":"Restore","metadata":{}}"#)
+                .unwrap_err()
+                .contains("Restore")
+        );
+        assert!(
+            parse("x", br#"{"kind":"Backup","metadata":{"name":"y"}}"#)
+                .unwrap_err()
+                .contains("folder is x")
+        );
     }
 }

@@ -30,7 +30,9 @@ fn item_path(path: &str) -> Option<(String, Option<String>, String)> {
     let parts: Vec<&str> = path.trim_start_matches("./").split('/').collect();
     let file = |f: &str| f.strip_suffix(".json").map(str::to_string);
     match parts.as_slice() {
-        ["resources", gr, "namespaces", ns, f] => Some(((*gr).into(), Some((*ns).into()), file(f)?)),
+        ["resources", gr, "namespaces", ns, f] => {
+            Some(((*gr).into(), Some((*ns).into()), file(f)?))
+        }
         ["resources", gr, "cluster", f] => Some(((*gr).into(), None, file(f)?)),
         _ => None,
     }
@@ -49,7 +51,12 @@ pub fn read_items(tar_gz: impl Read) -> std::io::Result<(Vec<Item>, Option<Strin
         if path.trim_start_matches("./") == "metadata/version" {
             version = Some(String::from_utf8_lossy(&body).trim().to_string());
         } else if let Some((group_resource, namespace, name)) = item_path(&path) {
-            items.push(Item { group_resource, namespace, name, json: body });
+            items.push(Item {
+                group_resource,
+                namespace,
+                name,
+                json: body,
+            });
         }
     }
     Ok((items, version))
@@ -58,10 +65,17 @@ pub fn read_items(tar_gz: impl Read) -> std::io::Result<(Vec<Item>, Option<Strin
 /// Counts the items of a gzip tarball by group-resource and namespace.
 pub fn inspect_tarball(tar_gz: impl Read) -> std::io::Result<ResourceCount> {
     let (items, format_version) = read_items(tar_gz)?;
-    let mut c = ResourceCount { format_version, ..ResourceCount::default() };
+    let mut c = ResourceCount {
+        format_version,
+        ..ResourceCount::default()
+    };
     for i in items {
         let ns = i.namespace.unwrap_or_default();
-        *c.by_resource.entry(i.group_resource).or_default().entry(ns).or_default() += 1;
+        *c.by_resource
+            .entry(i.group_resource)
+            .or_default()
+            .entry(ns)
+            .or_default() += 1;
         c.total += 1;
     }
     Ok(c)
@@ -89,10 +103,16 @@ mod tests {
         let tgz = tarball(&[
             ("metadata/version", "1.1.0"),
             ("resources/pods/namespaces/app/web-0.json", "{}"),
-            ("resources/pods/v1-preferredversion/namespaces/app/web-0.json", "{}"),
+            (
+                "resources/pods/v1-preferredversion/namespaces/app/web-0.json",
+                "{}",
+            ),
             ("resources/deployments.apps/namespaces/app/web.json", "{}"),
             ("resources/namespaces/cluster/app.json", "{}"),
-            ("resources/namespaces/v1-preferredversion/cluster/app.json", "{}"),
+            (
+                "resources/namespaces/v1-preferredversion/cluster/app.json",
+                "{}",
+            ),
         ]);
         let c = inspect_tarball(tgz.as_slice()).unwrap();
         assert_eq!(c.total, 3);
@@ -103,7 +123,10 @@ mod tests {
 
     #[test]
     fn a_truncated_tarball_is_an_error() {
-        let tgz = tarball(&[("resources/pods/namespaces/app/web-0.json", &"x".repeat(10_000))]);
+        let tgz = tarball(&[(
+            "resources/pods/namespaces/app/web-0.json",
+            &"x".repeat(10_000),
+        )]);
         assert!(inspect_tarball(&tgz[..tgz.len() / 2]).is_err());
     }
 }

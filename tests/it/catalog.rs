@@ -8,11 +8,17 @@ use std::collections::BTreeMap;
 /// `backup.info` as plain key/value pairs, read independently of openova's parser.
 fn info_fields(s3: &S3Server, key: &str) -> BTreeMap<String, String> {
     let text = String::from_utf8(s3.get(key)).unwrap();
-    text.lines().filter_map(|l| l.split_once('=')).map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    text.lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 fn python_time_to_rfc3339(t: &str) -> String {
-    chrono::DateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S%.f%:z").unwrap().with_timezone(&chrono::Utc).to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+    chrono::DateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S%.f%:z")
+        .unwrap()
+        .with_timezone(&chrono::Utc)
+        .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
 }
 
 fn catalog_and_gap_on(kind: S3Kind) {
@@ -36,7 +42,10 @@ fn catalog_and_gap_on(kind: S3Kind) {
 
     let dir = tempfile::tempdir().unwrap();
     let policy = postgres_policy(dir.path(), &s3, &server, "1s", "1s");
-    let run = openova(Some(&s3), &["catalog", "--output", "json", "--policies", &policy]);
+    let run = openova(
+        Some(&s3),
+        &["catalog", "--output", "json", "--policies", &policy],
+    );
     assert_eq!(run.code, 0, "{run:?}");
     let json = run.json();
     assert_eq!(json["schema"], "openova.catalog/v1");
@@ -50,18 +59,32 @@ fn catalog_and_gap_on(kind: S3Kind) {
         assert_eq!(b["status"], "DONE");
         assert_eq!(b["begin_wal"], info["begin_wal"].as_str());
         assert_eq!(b["end_wal"], info["end_wal"].as_str());
-        assert_eq!(b["begin_time"], python_time_to_rfc3339(&info["begin_time"]).as_str());
-        assert_eq!(b["end_time"], python_time_to_rfc3339(&info["end_time"]).as_str());
+        assert_eq!(
+            b["begin_time"],
+            python_time_to_rfc3339(&info["begin_time"]).as_str()
+        );
+        assert_eq!(
+            b["end_time"],
+            python_time_to_rfc3339(&info["end_time"]).as_str()
+        );
     }
     let window = &srv["window"];
-    assert_eq!(window["earliest"], backups[0]["end_time"], "window starts where the first backup ends");
+    assert_eq!(
+        window["earliest"], backups[0]["end_time"],
+        "window starts where the first backup ends"
+    );
     assert!(window["latest"].as_str().unwrap() >= backups[1]["end_time"].as_str().unwrap());
     assert_eq!(window["gaps"].as_array().unwrap().len(), 0, "{window:#}");
     assert_eq!(srv["wal"]["timelines"][0]["last"], last.as_str());
 
     // Judged just after the newest WAL, with a window the archive covers: all good.
     let at = (chrono::Utc::now() + chrono::TimeDelta::seconds(1)).to_rfc3339();
-    let window_secs = (chrono::Utc::now() - chrono::DateTime::parse_from_rfc3339(window["earliest"].as_str().unwrap()).unwrap().with_timezone(&chrono::Utc)).num_seconds() - 1;
+    let window_secs = (chrono::Utc::now()
+        - chrono::DateTime::parse_from_rfc3339(window["earliest"].as_str().unwrap())
+            .unwrap()
+            .with_timezone(&chrono::Utc))
+    .num_seconds()
+        - 1;
     let w = format!("{window_secs}s");
     let policy = postgres_policy(dir.path(), &s3, &server, &w, &w);
     let ok = openova(Some(&s3), &["status", "--policies", &policy, "--at", &at]);
@@ -75,10 +98,30 @@ fn catalog_and_gap_on(kind: S3Kind) {
     assert_eq!(bad.code, 1, "{bad:?}");
     let line = format!("WAL gap on timeline 1: segment {victim} is missing");
     assert!(bad.stdout.contains(&line), "expected {line:?} in {bad:?}");
-    let json = openova(Some(&s3), &["status", "--output", "json", "--policies", &policy, "--at", &at]).json();
-    let gaps: Vec<_> = json["policies"][0]["violations"].as_array().unwrap().iter().filter(|v| v["code"] == "wal-gap").collect();
+    let json = openova(
+        Some(&s3),
+        &[
+            "status",
+            "--output",
+            "json",
+            "--policies",
+            &policy,
+            "--at",
+            &at,
+        ],
+    )
+    .json();
+    let gaps: Vec<_> = json["policies"][0]["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|v| v["code"] == "wal-gap")
+        .collect();
     assert_eq!(gaps.len(), 1, "{json:#}");
-    assert!(gaps[0]["since"].is_string(), "a gap says since when: {json:#}");
+    assert!(
+        gaps[0]["since"].is_string(),
+        "a gap says since when: {json:#}"
+    );
 }
 
 #[test]

@@ -12,20 +12,31 @@ pub struct Run {
 
 impl Run {
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}\nstderr:\n{}", self.stdout, self.stderr))
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
+        })
     }
 }
 
 impl std::fmt::Debug for Run {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "exit {}\n--- stdout\n{}\n--- stderr\n{}", self.code, self.stdout, self.stderr)
+        write!(
+            f,
+            "exit {}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
     }
 }
 
 /// Runs `openova ARGS` with the server's credentials in the environment.
 pub fn openova(s3: Option<&S3Server>, args: &[&str]) -> Run {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_openova"));
-    cmd.args(args).env_remove("OPENOVA_S3_ENDPOINT").env("AWS_EC2_METADATA_DISABLED", "true");
+    cmd.args(args)
+        .env_remove("OPENOVA_S3_ENDPOINT")
+        .env("AWS_EC2_METADATA_DISABLED", "true");
     if let Some(s3) = s3 {
         s3.apply_env(&mut cmd);
     }

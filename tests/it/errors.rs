@@ -9,7 +9,11 @@ const PLAIN: &[u8] = include_bytes!("../fixtures/barman/done-plain.backup.info")
 fn assert_one_line_error(run: &Run, needle: &str) {
     assert_eq!(run.code, 2, "{run:?}");
     assert!(!run.stderr.contains("panicked"), "{run:?}");
-    let lines: Vec<&str> = run.stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    let lines: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .collect();
     assert_eq!(lines.len(), 1, "one line expected: {run:?}");
     assert!(lines[0].contains(needle), "{needle:?} not in {run:?}");
 }
@@ -17,28 +21,64 @@ fn assert_one_line_error(run: &Run, needle: &str) {
 fn storage_errors_on(kind: S3Kind) {
     let s3 = S3Server::start(kind);
     let dead = "http://127.0.0.1:1";
-    let run = openova(Some(&s3), &["catalog", "--storage", &s3.url("cnpg"), "--endpoint", dead]);
+    let run = openova(
+        Some(&s3),
+        &["catalog", "--storage", &s3.url("cnpg"), "--endpoint", dead],
+    );
     assert_one_line_error(&run, "cannot reach the S3 endpoint http://127.0.0.1:1");
 
     let missing = format!("s3://no-such-bucket-{}/cnpg", std::process::id());
-    let run = openova(Some(&s3), &["catalog", "--storage", &missing, "--endpoint", &s3.endpoint()]);
+    let run = openova(
+        Some(&s3),
+        &[
+            "catalog",
+            "--storage",
+            &missing,
+            "--endpoint",
+            &s3.endpoint(),
+        ],
+    );
     assert_one_line_error(&run, "bucket 'no-such-bucket-");
 
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_openova"));
-    s3.apply_env(&mut cmd).env("AWS_SECRET_ACCESS_KEY", "not-the-secret");
-    let out = cmd.args(["catalog", "--storage", &s3.url("cnpg"), "--endpoint", &s3.endpoint()]).output().unwrap();
-    let run = Run { code: out.status.code().unwrap(), stdout: String::from_utf8_lossy(&out.stdout).into(), stderr: String::from_utf8_lossy(&out.stderr).into() };
+    s3.apply_env(&mut cmd)
+        .env("AWS_SECRET_ACCESS_KEY", "not-the-secret");
+    let out = cmd
+        .args([
+            "catalog",
+            "--storage",
+            &s3.url("cnpg"),
+            "--endpoint",
+            &s3.endpoint(),
+        ])
+        .output()
+        .unwrap();
+    let run = Run {
+        code: out.status.code().unwrap(),
+        stdout: String::from_utf8_lossy(&out.stdout).into(),
+        stderr: String::from_utf8_lossy(&out.stderr).into(),
+    };
     assert_one_line_error(&run, "refused the credentials");
-    assert!(!run.stderr.contains(s3.secret_key()) && !run.stderr.contains("not-the-secret"), "secrets never printed");
+    assert!(
+        !run.stderr.contains(s3.secret_key()) && !run.stderr.contains("not-the-secret"),
+        "secrets never printed"
+    );
 
     // Status reports the unreachable storage per policy, names the endpoint, exit 2.
     let dir = tempfile::tempdir().unwrap();
     let policy = postgres_policy(dir.path(), &s3, "db", "7d", "5m");
-    let text = std::fs::read_to_string(&policy).unwrap().replace(&s3.endpoint(), dead);
+    let text = std::fs::read_to_string(&policy)
+        .unwrap()
+        .replace(&s3.endpoint(), dead);
     std::fs::write(&policy, text).unwrap();
     let run = openova(Some(&s3), &["status", "--policies", &policy]);
     assert_eq!(run.code, 2, "{run:?}");
-    assert!(run.stdout.starts_with("ERROR db (PostgresPolicy): cannot reach the S3 endpoint http://127.0.0.1:1"), "{run:?}");
+    assert!(
+        run.stdout.starts_with(
+            "ERROR db (PostgresPolicy): cannot reach the S3 endpoint http://127.0.0.1:1"
+        ),
+        "{run:?}"
+    );
 }
 
 #[test]
@@ -57,16 +97,36 @@ fn a_malformed_backup_info_marks_only_that_backup() {
     let base = "cnpg/db/base";
     s3.put(&format!("{base}/20261125T142612/backup.info"), PLAIN);
     s3.put(&format!("{base}/20261125T142612/data.tar"), b"tar");
-    s3.put(&format!("{base}/20261125T150000/backup.info"), b"status=DONE\nthis line is garbage\n");
+    s3.put(
+        &format!("{base}/20261125T150000/backup.info"),
+        b"status=DONE\nthis line is garbage\n",
+    );
     s3.put(&format!("{base}/20261125T150000/data.tar"), b"tar");
-    s3.put("cnpg/db/wals/0000000100000000/000000010000000000000002", b"wal");
-    let run = openova(Some(&s3), &["catalog", "--output", "json", "--storage", &s3.url("cnpg"), "--endpoint", &s3.endpoint()]);
+    s3.put(
+        "cnpg/db/wals/0000000100000000/000000010000000000000002",
+        b"wal",
+    );
+    let run = openova(
+        Some(&s3),
+        &[
+            "catalog",
+            "--output",
+            "json",
+            "--storage",
+            &s3.url("cnpg"),
+            "--endpoint",
+            &s3.endpoint(),
+        ],
+    );
     assert_eq!(run.code, 0, "{run:?}");
     let backups = run.json()["storages"][0]["barman"][0]["backups"].clone();
     assert_eq!(backups[0]["status"], "DONE", "{backups:#}");
     assert_eq!(backups[1]["status"], "UNREADABLE", "{backups:#}");
     let err = backups[1]["error"].as_str().unwrap();
-    assert!(err.starts_with("db/base/20261125T150000/backup.info: line 2"), "{err}");
+    assert!(
+        err.starts_with("db/base/20261125T150000/backup.info: line 2"),
+        "{err}"
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let policy = postgres_policy(dir.path(), &s3, "db", "7d", "5m");
@@ -84,7 +144,19 @@ fn bad_input_is_refused_before_any_work() {
     assert_one_line_error(&run, "p.yaml, document 1 (x): missing field");
     let run = openova(None, &["catalog", "--storage", "http://bucket/x"]);
     assert_one_line_error(&run, "invalid storage URL 'http://bucket/x'");
-    let run = openova(None, &["status", "--at", "yesterday", "--policies", p.to_str().unwrap()]);
+    let run = openova(
+        None,
+        &[
+            "status",
+            "--at",
+            "yesterday",
+            "--policies",
+            p.to_str().unwrap(),
+        ],
+    );
     assert_eq!(run.code, 2, "{run:?}");
-    assert!(run.stderr.contains("invalid value 'yesterday' for '--at"), "{run:?}");
+    assert!(
+        run.stderr.contains("invalid value 'yesterday' for '--at"),
+        "{run:?}"
+    );
 }

@@ -2,13 +2,12 @@
 //! PostgreSQL with barman-cloud archiving). Store-facing tests run on every installed S3 server.
 
 #[path = "../support/mod.rs"]
-#[allow(dead_code)]
 mod support;
 
-mod harness;
+mod capture;
 mod catalog;
 mod cli;
+mod errors;
+mod harness;
 mod store;
 mod velero;
-mod capture;
-mod errors;

@@ -47,10 +47,7 @@ pub struct FixtureItem {
 impl FixtureItem {
     /// `apiVersion` of the object (`v1`, `apps/v1`, ...); `v1` when the JSON has none.
     pub fn api_version(&self) -> String {
-        self.json["apiVersion"]
-            .as_str()
-            .unwrap_or("v1")
-            .to_string()
+        self.json["apiVersion"].as_str().unwrap_or("v1").to_string()
     }
 
     /// The version part of `apiVersion` (`v1` for `apps/v1`).
@@ -227,7 +224,13 @@ impl VeleroBackupFixture {
 
     /// One object in the tarball: `group_resource` like `pods` or `deployments.apps`, `namespace`
     /// `None` for cluster-scoped objects. Its version directory comes from `json["apiVersion"]`.
-    pub fn item(mut self, group_resource: &str, namespace: Option<&str>, name: &str, json: Value) -> Self {
+    pub fn item(
+        mut self,
+        group_resource: &str,
+        namespace: Option<&str>,
+        name: &str,
+        json: Value,
+    ) -> Self {
         self.items.push(FixtureItem {
             group_resource: group_resource.to_string(),
             namespace: namespace.map(str::to_string),
@@ -397,12 +400,18 @@ impl VeleroBackupFixture {
             let scoped = item.scoped_path();
             add(&format!("resources/{gr}/{scoped}"), &body);
             add(
-                &format!("resources/{gr}/{}-preferredversion/{scoped}", item.version()),
+                &format!(
+                    "resources/{gr}/{}-preferredversion/{scoped}",
+                    item.version()
+                ),
                 &body,
             );
             for v in self.other_versions.get(gr).into_iter().flatten() {
                 let mut other = item.full_json();
-                let group = item.api_version().rsplit_once('/').map(|(g, _)| g.to_string());
+                let group = item
+                    .api_version()
+                    .rsplit_once('/')
+                    .map(|(g, _)| g.to_string());
                 other["apiVersion"] = json!(match group {
                     Some(g) => format!("{g}/{v}"),
                     None => v.clone(),
@@ -455,14 +464,16 @@ impl VeleroBackupFixture {
              time=\"{t}\" level=info msg=\"Starting backup\" backup=velero/{n} logSource=\"pkg/backup/backup.go:288\"\n",
             n = self.name
         );
-        for i in &self.items {
+        for (k, i) in self.items.iter().enumerate() {
             log.push_str(&format!(
-                "time=\"{t}\" level=info msg=\"Backed up {} items out of an estimated total of {}\" backup=velero/{} progress=\n",
-                1,
+                "time=\"{t}\" level=info msg=\"Backed up {} items out of an estimated total of {}\" backup=velero/{} logSource=\"pkg/backup/backup.go:500\" namespace={} name={} resource={}\n",
+                k + 1,
                 self.items.len(),
-                self.name
+                self.name,
+                i.namespace.as_deref().unwrap_or(""),
+                i.name,
+                i.group_resource
             ));
-            let _ = i;
         }
         for k in 0..self.errors {
             log.push_str(&format!(
