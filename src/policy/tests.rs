@@ -87,3 +87,11 @@ fn duplicate_names_across_files_are_refused() {
             .contains("known: cluster-daily, platform-db")
     );
 }
+
+#[test]
+fn the_platform_policies_in_the_repository_are_valid() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+    let all = load(&dir).unwrap();
+    let names: Vec<&str> = all.iter().map(|l| l.policy.name()).collect();
+    assert_eq!(names, ["cluster-daily", "platform-db"]);
+}

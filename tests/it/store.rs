@@ -461,9 +461,18 @@ async fn s3_suite(kind: S3Kind) {
     tokio::task::spawn_blocking(move || drop(s3)).await.unwrap();
 }
 
+/// Checks the error mapping on real failures. Every mismatch is collected, so one run reports all
+/// of them; the test fails at the end if there was any.
 async fn errors(s3: &S3Server) {
     let kind = s3.kind();
     let endpoint = s3.endpoint();
+    let mut fails: Vec<String> = Vec::new();
+    let mut check = |ok: bool, what: String| {
+        if !ok {
+            eprintln!("   [{kind}] MISMATCH: {what}");
+            fails.push(what);
+        }
+    };
 
     // A bucket that does not exist.
     let url = "s3://no-such-bucket-openova/p";
@@ -474,18 +483,32 @@ async fn errors(s3: &S3Server) {
         ("list", nb.list("").await.map(|_| ())),
         ("list_dir", nb.list_dir("").await.map(|_| ())),
         ("get", nb.get("k").await.map(|_| ())),
+        ("get_range", nb.get_range("k", 0, 10).await.map(|_| ())),
         ("put", nb.put("k", Bytes::from_static(b"x")).await),
+        ("delete_many", nb.delete_many(&["k".into()]).await),
     ] {
-        let e = r.expect_err("an op on a missing bucket must fail");
+        let Err(e) = r else {
+            check(false, format!("missing bucket, {op}: succeeded"));
+            continue;
+        };
         eprintln!("   [{kind}] missing bucket, {op}: {e}\n      {e:?}");
-        assert!(
-            matches!(e, Error::NoSuchBucket { .. }),
-            "[{kind}] {op}: expected NoSuchBucket, got {e:?}"
-        );
         let msg = e.to_string();
-        assert!(msg.contains("no-such-bucket-openova"), "{msg}");
-        assert!(msg.contains(&endpoint), "{msg}");
-        assert!(!e.is_retryable() && !e.is_not_found(), "{e:?}");
+        check(
+            matches!(e, Error::NoSuchBucket { .. }),
+            format!("missing bucket, {op}: expected NoSuchBucket, got {e:?}"),
+        );
+        check(
+            msg.contains("no-such-bucket-openova"),
+            format!("missing bucket, {op}: bucket not named: {msg}"),
+        );
+        check(
+            msg.contains(&endpoint),
+            format!("missing bucket, {op}: endpoint not named: {msg}"),
+        );
+        check(
+            !e.is_retryable(),
+            format!("missing bucket, {op}: retryable: {e:?}"),
+        );
     }
     // Not asserted: HeadObject answers 404 without a body, so a missing bucket cannot be told
     // from a missing key there.
@@ -494,7 +517,7 @@ async fn errors(s3: &S3Server) {
         nb.head("k").await
     );
 
-    // A wrong secret key.
+    // A wrong secret key, and an access key id the server does not know.
     let bad = s3_store(
         &s3.url("p"),
         &endpoint,
@@ -503,29 +526,6 @@ async fn errors(s3: &S3Server) {
     )
     .await
     .unwrap();
-    for (op, r) in [
-        ("list", bad.list("").await.map(|_| ())),
-        ("get", bad.get("seen/by-boto3").await.map(|_| ())),
-        ("put", bad.put("k", Bytes::from_static(b"x")).await),
-        ("head", bad.head("seen/by-boto3").await.map(|_| ())),
-    ] {
-        let e = r.expect_err("a wrong secret must fail");
-        eprintln!("   [{kind}] wrong secret, {op}: {e}\n      {e:?}");
-        assert!(
-            matches!(e, Error::Denied { .. }),
-            "[{kind}] {op}: expected Denied, got {e:?}"
-        );
-        let msg = e.to_string();
-        assert!(msg.contains(&endpoint), "{msg}");
-        assert!(msg.contains("AWS_ACCESS_KEY_ID"), "{msg}");
-        assert!(msg.contains(s3.bucket()), "{msg}");
-        assert!(
-            !msg.contains("not-the-secret-key-at-all"),
-            "the secret leaked: {msg}"
-        );
-        assert!(!e.is_retryable(), "{e:?}");
-    }
-    // An unknown access key id.
     let unknown = s3_store(
         &s3.url("p"),
         &endpoint,
@@ -534,14 +534,68 @@ async fn errors(s3: &S3Server) {
     )
     .await
     .unwrap();
-    let e = unknown
-        .list("")
-        .await
-        .expect_err("an unknown key must fail");
-    eprintln!("   [{kind}] unknown access key, list: {e}\n      {e:?}");
-    assert!(
-        matches!(e, Error::Denied { .. }),
-        "[{kind}] expected Denied, got {e:?}"
+    for (op, r) in [
+        ("wrong secret, list", bad.list("").await.map(|_| ())),
+        ("wrong secret, list_dir", bad.list_dir("").await.map(|_| ())),
+        (
+            "wrong secret, get",
+            bad.get("seen/by-boto3").await.map(|_| ()),
+        ),
+        (
+            "wrong secret, put",
+            bad.put("k", Bytes::from_static(b"x")).await,
+        ),
+        (
+            "wrong secret, head",
+            bad.head("seen/by-boto3").await.map(|_| ()),
+        ),
+        (
+            "wrong secret, head of a missing key",
+            bad.head("nope").await.map(|_| ()),
+        ),
+        (
+            "wrong secret, delete_many",
+            bad.delete_many(&["seen/by-boto3".into()]).await,
+        ),
+        ("unknown key id, list", unknown.list("").await.map(|_| ())),
+        (
+            "unknown key id, get",
+            unknown.get("seen/by-boto3").await.map(|_| ()),
+        ),
+    ] {
+        let Err(e) = r else {
+            check(false, format!("{op}: succeeded"));
+            continue;
+        };
+        eprintln!("   [{kind}] {op}: {e}\n      {e:?}");
+        let msg = e.to_string();
+        check(
+            matches!(e, Error::Denied { .. }),
+            format!("{op}: expected Denied, got {e:?}"),
+        );
+        check(
+            msg.contains(&endpoint),
+            format!("{op}: endpoint not named: {msg}"),
+        );
+        check(
+            msg.contains("AWS_ACCESS_KEY_ID"),
+            format!("{op}: no AWS_ACCESS_KEY_ID hint: {msg}"),
+        );
+        check(
+            msg.contains(s3.bucket()),
+            format!("{op}: bucket not named: {msg}"),
+        );
+        check(
+            !msg.contains("not-the-secret-key-at-all"),
+            format!("{op}: the secret leaked: {msg}"),
+        );
+        check(!e.is_retryable(), format!("{op}: retryable: {e:?}"));
+    }
+    // The object the wrong key tried to delete is still there.
+    let good = store_for(s3, "p").await;
+    check(
+        good.head("seen/by-boto3").await.unwrap().is_some(),
+        "a delete with a wrong secret removed the object".into(),
     );
 
     // Nobody listening.
@@ -551,17 +605,36 @@ async fn errors(s3: &S3Server) {
         .unwrap();
     for (op, r) in [
         ("list", dead.list("").await.map(|_| ())),
+        ("get", dead.get("k").await.map(|_| ())),
+        ("put", dead.put("k", Bytes::from_static(b"x")).await),
         ("head", dead.head("k").await.map(|_| ())),
+        ("delete_many", dead.delete_many(&["k".into()]).await),
     ] {
-        let e = r.expect_err("a dead endpoint must fail");
+        let Err(e) = r else {
+            check(false, format!("dead endpoint, {op}: succeeded"));
+            continue;
+        };
         eprintln!("   [{kind}] dead endpoint, {op}: {e}\n      {e:?}");
-        assert!(
+        check(
             matches!(e, Error::Unreachable { .. }),
-            "[{kind}] {op}: expected Unreachable, got {e:?}"
+            format!("dead endpoint, {op}: expected Unreachable, got {e:?}"),
         );
-        assert!(e.to_string().contains(dead_ep), "{e}");
-        assert!(e.is_retryable(), "{e:?}");
+        check(
+            e.to_string().contains(dead_ep),
+            format!("dead endpoint, {op}: endpoint not named: {e}"),
+        );
+        check(
+            e.is_retryable(),
+            format!("dead endpoint, {op}: not retryable: {e:?}"),
+        );
     }
+
+    assert!(
+        fails.is_empty(),
+        "[{kind}] {} error-mapping mismatches:\n{}",
+        fails.len(),
+        fails.join("\n")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
