@@ -457,6 +457,7 @@ async fn s3_suite(kind: S3Kind) {
         ["p/from-boto3/x", "p/seen/by-boto3"]
     );
 
+    eprintln!("LOGTAIL\n{}", s3.log_tail(40));
     errors(&s3).await;
     tokio::task::spawn_blocking(move || drop(s3)).await.unwrap();
 }
