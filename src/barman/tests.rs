@@ -227,3 +227,118 @@ fn gaps_across_log_boundaries_and_ranges() {
     assert_eq!(g[1].first_missing, "000000010000000100000001");
     assert_eq!(g[1].count, 43);
 }
+
+// ---- listing shape: one listing per WAL folder, never the whole prefix ----
+
+mod listing {
+    use crate::store::{DirListing, FsStore, ObjectMeta, ObjectStore, Result, StorageUrl};
+    use async_trait::async_trait;
+    use bytes::Bytes;
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Records every listing call and the peak number running at once.
+    struct Recording {
+        inner: FsStore,
+        calls: Mutex<Vec<String>>,
+        running: AtomicUsize,
+        peak: AtomicUsize,
+    }
+
+    impl Recording {
+        async fn track<T>(&self, what: String, f: impl Future<Output = T>) -> T {
+            self.calls.lock().unwrap().push(what);
+            let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+            self.peak.fetch_max(now, Ordering::SeqCst);
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            let out = f.await;
+            self.running.fetch_sub(1, Ordering::SeqCst);
+            out
+        }
+    }
+
+    #[async_trait]
+    impl ObjectStore for Recording {
+        fn url(&self) -> &StorageUrl {
+            self.inner.url()
+        }
+        async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
+            self.track(format!("list {prefix}"), self.inner.list(prefix))
+                .await
+        }
+        async fn list_dir(&self, prefix: &str) -> Result<DirListing> {
+            self.track(format!("dir {prefix}"), self.inner.list_dir(prefix))
+                .await
+        }
+        async fn get(&self, key: &str) -> Result<Bytes> {
+            self.inner.get(key).await
+        }
+        async fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Bytes> {
+            self.inner.get_range(key, offset, len).await
+        }
+        async fn put(&self, key: &str, body: Bytes) -> Result<()> {
+            self.inner.put(key, body).await
+        }
+        async fn delete_many(&self, keys: &[String]) -> Result<()> {
+            self.inner.delete_many(keys).await
+        }
+        async fn head(&self, key: &str) -> Result<Option<ObjectMeta>> {
+            self.inner.head(key).await
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn wal_is_listed_folder_by_folder_in_parallel() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = StorageUrl::parse(&format!("file://{}", dir.path().display())).unwrap();
+        let fs = FsStore::new(url);
+        for no in 0..(8 * 256) {
+            let name = super::wal::name_of(1, no, super::SIZE);
+            fs.put(
+                &format!("srv/wals/{}/{name}", &name[..16]),
+                Bytes::from_static(b"w"),
+            )
+            .await
+            .unwrap();
+        }
+        fs.put(
+            "srv/wals/00000002.history",
+            Bytes::from_static(b"1\t0/7FF000000\tx\n"),
+        )
+        .await
+        .unwrap();
+        let store = Recording {
+            inner: fs,
+            calls: Mutex::default(),
+            running: AtomicUsize::new(0),
+            peak: AtomicUsize::new(0),
+        };
+        let cat = crate::barman::load(&store, "srv", 4).await.unwrap();
+        assert_eq!(cat.segment_count(), 8 * 256);
+        assert_eq!(
+            cat.timelines[&2].history.len(),
+            1,
+            "history files at the top of wals/ are read"
+        );
+        let calls = store.calls.lock().unwrap().clone();
+        let folder_lists: Vec<_> = calls
+            .iter()
+            .filter(|c| c.starts_with("list srv/wals/0000000100000"))
+            .collect();
+        assert_eq!(
+            folder_lists.len(),
+            8,
+            "one listing per WAL folder: {calls:?}"
+        );
+        assert!(
+            !calls.contains(&"list srv/wals/".to_string()),
+            "never one listing of the whole prefix: {calls:?}"
+        );
+        let peak = store.peak.load(Ordering::SeqCst);
+        // Base-backup folders and WAL folders are two streams, each bounded by `concurrency`.
+        assert!(
+            (2..=8).contains(&peak),
+            "bounded parallel listing, peak {peak}"
+        );
+    }
+}

@@ -77,12 +77,11 @@ impl FsStore {
                 .into_owned();
             if md.is_dir() {
                 let rel_dir = format!("{rel}/");
-                if !(rel_dir.starts_with(prefix) || prefix.starts_with(&rel_dir)) {
-                    continue;
-                }
-                if deep || !rel_dir.starts_with(prefix) {
+                // A folder on the way to the prefix (or the prefix itself) is walked through;
+                // one below the prefix is either walked (deep) or reported as a "folder".
+                if prefix.starts_with(&rel_dir) || (deep && rel_dir.starts_with(prefix)) {
                     self.walk(&path, prefix, deep, out)?;
-                } else {
+                } else if rel_dir.starts_with(prefix) {
                     out.dirs.push(rel_dir);
                 }
             } else if rel.starts_with(prefix) && !rel.ends_with(TMP_SUFFIX) {
