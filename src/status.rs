@@ -113,7 +113,12 @@ fn check_schedule(
 pub fn velero_backups_of<'a>(name: &str, all: &'a [VeleroBackup]) -> Vec<&'a VeleroBackup> {
     let prefix = format!("{name}-");
     all.iter()
-        .filter(|b| b.schedule.as_deref() == Some(name) || b.name.starts_with(&prefix))
+        // The name prefix only for backups without the label: policy `cluster` must not claim
+        // backups of schedule `cluster-daily`.
+        .filter(|b| match &b.schedule {
+            Some(s) => s == name,
+            None => b.name.starts_with(&prefix),
+        })
         .collect()
 }
 
@@ -147,21 +152,16 @@ fn judge_velero(
             );
             out.push(v("incomplete-backup", msg, b.completion));
         }
+        // Without velero-backup.json there is no start time: the objects' last write stands in.
+        let began = b.start.or(b.last_write);
         if !b.is_finished()
             && b.unreadable.is_none()
-            && b.start.is_some_and(|t| now - t > STUCK_AFTER)
+            && began.is_some_and(|t| now - t > STUCK_AFTER)
         {
-            let msg = format!(
-                "backup {} is still {} after {}",
-                b.name,
-                b.phase.as_deref().unwrap_or("without a phase"),
-                human(now - b.start.unwrap_or(now))
-            );
-            out.push(v(
-                "incomplete-backup",
-                msg,
-                b.start.map(|t| t + STUCK_AFTER),
-            ));
+            let state = b.phase.as_deref().unwrap_or("without velero-backup.json");
+            let age = human(now - began.unwrap_or(now));
+            let msg = format!("backup {} is still {state} after {age}", b.name);
+            out.push(v("incomplete-backup", msg, began.map(|t| t + STUCK_AFTER)));
         }
     }
     let newest = mine

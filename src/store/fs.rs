@@ -91,6 +91,19 @@ impl FsStore {
         Ok(())
     }
 
+    /// S3 has no folders: once its last object goes, a "folder" is gone. Remove the empty
+    /// directories a delete leaves, up to the root, so listings agree with S3.
+    fn prune_empty_parents(&self, path: &Path) {
+        let mut dir = path.parent();
+        while let Some(d) = dir.filter(|d| d.starts_with(&self.root) && *d != self.root) {
+            // Fails (and stops) at the first folder that still holds something.
+            if std::fs::remove_dir(d).is_err() {
+                break;
+            }
+            dir = d.parent();
+        }
+    }
+
     fn list_blocking(&self, prefix: &str, deep: bool) -> Result<DirListing> {
         let mut out = DirListing::default();
         self.walk(&self.root, prefix, deep, &mut out)?;
@@ -144,14 +157,20 @@ impl ObjectStore for FsStore {
     async fn put(&self, key: &str, body: Bytes) -> Result<()> {
         let path = self.path(key);
         let tmp = PathBuf::from(format!("{}{TMP_SUFFIX}", path.display()));
-        if let Some(dir) = path.parent() {
+        let dir = path.parent().unwrap_or(&self.root);
+        let mkdir = || async {
             tokio::fs::create_dir_all(dir)
                 .await
-                .map_err(|e| self.io("creating", dir, e))?;
+                .map_err(|e| self.io("creating", dir, e))
+        };
+        mkdir().await?;
+        if let Err(e) = tokio::fs::write(&tmp, &body).await {
+            // A concurrent delete may have pruned the folder just created: create it once more.
+            mkdir().await?;
+            tokio::fs::write(&tmp, &body)
+                .await
+                .map_err(|_| self.io("writing", &tmp, e))?;
         }
-        tokio::fs::write(&tmp, &body)
-            .await
-            .map_err(|e| self.io("writing", &tmp, e))?;
         tokio::fs::rename(&tmp, &path)
             .await
             .map_err(|e| self.io("renaming", &tmp, e))
@@ -161,7 +180,7 @@ impl ObjectStore for FsStore {
         for key in keys {
             let path = self.path(key);
             match tokio::fs::remove_file(&path).await {
-                Ok(()) => {}
+                Ok(()) => self.prune_empty_parents(&path),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(self.io("deleting", &path, e)),
             }

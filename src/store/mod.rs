@@ -55,7 +55,8 @@ pub trait ObjectStore: Send + Sync {
     async fn put(&self, key: &str, body: Bytes) -> Result<()>;
     /// Deletes the keys, in batches of at most [`DELETE_BATCH`]. Missing keys are not an error.
     async fn delete_many(&self, keys: &[String]) -> Result<()>;
-    /// The object's metadata, or `None` when it does not exist.
+    /// The object's metadata, or `None` when it does not exist. On S3 a HEAD on a missing bucket
+    /// is a bare 404 as well, so this says `None` there too: list first to learn a bucket is missing.
     async fn head(&self, key: &str) -> Result<Option<ObjectMeta>>;
 }
 

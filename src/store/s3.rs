@@ -310,6 +310,7 @@ fn is_auth_code(code: &str) -> bool {
             | "AccessDenied"
             | "InvalidToken"
             | "ExpiredToken"
+            | "NotSignedUp"
     )
 }
 
@@ -386,7 +387,12 @@ impl ObjectStore for S3Store {
             .bucket(&self.bucket)
             .key(self.full(key))
             .range(range);
-        let out = req.send().await.map_err(|e| self.error("get", key, &e))?;
+        let out = match req.send().await {
+            Ok(out) => out,
+            // 416: the range starts at or past the end; the trait promises "fewer bytes at the end".
+            Err(e) if e.code() == Some("InvalidRange") => return Ok(Bytes::new()),
+            Err(e) => return Err(self.error("get", key, &e)),
+        };
         let body = out.body.collect().await.map_err(|e| Error::Service {
             op: "get",
             endpoint: self.endpoint.clone(),

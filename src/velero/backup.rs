@@ -35,6 +35,8 @@ pub struct VeleroBackup {
     /// Why `velero-backup.json` could not be read; the other fields are then empty.
     pub unreadable: Option<String>,
     pub size: u64,
+    /// Newest last-modified time of the backup's objects.
+    pub last_write: Option<DateTime<Utc>>,
 }
 
 impl VeleroBackup {
@@ -148,6 +150,7 @@ pub fn parse(name: &str, json: &[u8]) -> Result<VeleroBackup, String> {
         missing: Vec::new(),
         unreadable: None,
         size: 0,
+        last_write: None,
     })
 }
 
@@ -183,27 +186,39 @@ async fn load_one(store: &dyn ObjectStore, dir: String) -> store::Result<VeleroB
         .to_string();
     let objects = store.list(&dir).await?;
     let key = format!("{dir}velero-backup.json");
-    let mut b = match objects.iter().any(|o| o.key == key) {
-        true => parse(&name, &store.get(&key).await?)
-            .unwrap_or_else(|e| unreadable(&name, format!("{key}: {e}"))),
-        false => unreadable(&name, format!("{key} is missing")),
+    // Velero uploads the log first and velero-backup.json after it (none at all when the upload
+    // failed): a folder without it is a backup being written or abandoned, not a corrupt one.
+    let mut b = if objects.iter().any(|o| o.key == key) {
+        parse(&name, &store.get(&key).await?)
+            .unwrap_or_else(|e| unreadable(&name, format!("{key}: {e}")))
+    } else {
+        blank(&name)
     };
     b.size = objects.iter().map(|o| o.size).sum();
+    b.last_write = objects.iter().filter_map(|o| o.last_modified).max();
     b.missing = missing_companions(&b, &dir, &objects);
     Ok(b)
 }
 
+fn blank(name: &str) -> VeleroBackup {
+    parse(name, b"{\"metadata\":{}}").unwrap_or_else(|_| unreachable!("minimal document parses"))
+}
+
 fn unreadable(name: &str, why: String) -> VeleroBackup {
-    let mut b = parse(name, b"{\"metadata\":{}}")
-        .unwrap_or_else(|_| unreachable!("minimal document parses"));
+    let mut b = blank(name);
     b.unreadable = Some(why);
     b
 }
 
 /// Velero writes the tarball and resource list only for backups that ran; logs always.
 fn missing_companions(b: &VeleroBackup, dir: &str, objects: &[ObjectMeta]) -> Vec<String> {
+    // Velero uploads the log best-effort (a missing log does not change the backup's status),
+    // so only the metadata, the tarball and the resource list decide whether a backup is whole.
     let ran = matches!(b.phase.as_deref(), Some("Completed" | "PartiallyFailed"));
-    let mut wanted = vec![format!("{}-logs.gz", b.name)];
+    let mut wanted = Vec::new();
+    if b.phase.is_none() && b.unreadable.is_none() {
+        wanted.push("velero-backup.json".to_string());
+    }
     if ran {
         wanted.push(format!("{}.tar.gz", b.name));
         wanted.push(format!("{}-resource-list.json.gz", b.name));
@@ -213,9 +228,6 @@ fn missing_companions(b: &VeleroBackup, dir: &str, objects: &[ObjectMeta]) -> Ve
             .iter()
             .any(|o| o.key.strip_prefix(dir) == Some(w.as_str()))
     });
-    if b.unreadable.is_some() {
-        wanted.clear();
-    }
     wanted
 }
 
