@@ -9,6 +9,7 @@ pub mod catalog;
 pub mod cli;
 pub mod policy;
 pub mod report;
+pub mod retention;
 pub mod status;
 pub mod store;
 pub mod velero;

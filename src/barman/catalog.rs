@@ -171,7 +171,9 @@ async fn list_wals(
 ) -> store::Result<Vec<ObjectMeta>> {
     let top = store.list_dir(&format!("{server}/wals/")).await?;
     let per_folder: Vec<Vec<ObjectMeta>> = stream::iter(top.dirs)
-        .map(|dir| async move { store.list(&dir).await })
+        // With `/` as delimiter: a WAL folder has no sub-folders, so the answer is the same, and
+        // some stores (s3s-fs) walk far less to produce it than for a recursive listing.
+        .map(|dir| async move { store.list_dir(&dir).await.map(|l| l.objects) })
         .buffer_unordered(concurrency.max(1))
         .try_collect()
         .await?;

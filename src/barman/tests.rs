@@ -323,7 +323,7 @@ mod listing {
         let calls = store.calls.lock().unwrap().clone();
         let folder_lists: Vec<_> = calls
             .iter()
-            .filter(|c| c.starts_with("list srv/wals/0000000100000"))
+            .filter(|c| c.starts_with("dir srv/wals/0000000100000"))
             .collect();
         assert_eq!(
             folder_lists.len(),

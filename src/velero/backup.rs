@@ -37,6 +37,9 @@ pub struct VeleroBackup {
     pub size: u64,
     /// Newest last-modified time of the backup's objects.
     pub last_write: Option<DateTime<Utc>>,
+    /// Every object of the backup's folder.
+    #[serde(skip)]
+    pub objects: Vec<ObjectMeta>,
 }
 
 impl VeleroBackup {
@@ -151,6 +154,7 @@ pub fn parse(name: &str, json: &[u8]) -> Result<VeleroBackup, String> {
         unreadable: None,
         size: 0,
         last_write: None,
+        objects: Vec::new(),
     })
 }
 
@@ -197,6 +201,7 @@ async fn load_one(store: &dyn ObjectStore, dir: String) -> store::Result<VeleroB
     b.size = objects.iter().map(|o| o.size).sum();
     b.last_write = objects.iter().filter_map(|o| o.last_modified).max();
     b.missing = missing_companions(&b, &dir, &objects);
+    b.objects = objects;
     Ok(b)
 }
 

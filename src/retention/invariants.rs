@@ -1,0 +1,122 @@
+//! The checks a plan must pass before anything is deleted: apply it to a copy of the catalog,
+//! recompute, and compare. The recoverable window must still cover everything it covered inside
+//! `[now − recoveryWindow, newest WAL]`, no WAL gap may appear, and the newest good backup of every
+//! policy must stay.
+
+use super::Plan;
+use crate::barman::{self, ServerCatalog};
+use crate::policy::{PostgresPolicy, VeleroPolicy};
+use crate::status::velero_backups_of;
+use crate::velero::VeleroBackup;
+use chrono::{DateTime, Utc};
+use std::collections::HashSet;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum Violation {
+    #[error("the recoverable window would no longer cover {from} .. {to}")]
+    Window {
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    },
+    #[error("a new WAL gap would appear on timeline {timeline}: {first} .. {last}")]
+    NewGap {
+        timeline: u32,
+        first: String,
+        last: String,
+    },
+    #[error("the newest good backup {0} would be deleted")]
+    NewestGood(String),
+}
+
+/// The catalog as it would be once the plan's keys are gone. A backup whose descriptor or data
+/// goes leaves the catalog.
+#[must_use]
+pub fn apply(cat: &ServerCatalog, plan: &Plan) -> ServerCatalog {
+    let gone: HashSet<&str> = plan
+        .deletions
+        .iter()
+        .flat_map(|d| d.keys.iter().map(String::as_str))
+        .collect();
+    let mut after = cat.clone();
+    after
+        .backups
+        .retain(|b| !b.objects.iter().any(|o| gone.contains(o.key.as_str())));
+    for t in after.timelines.values_mut() {
+        t.segments.retain(|_, s| !gone.contains(s.key.as_str()));
+    }
+    after
+        .timelines
+        .retain(|_, t| !t.segments.is_empty() || !t.history.is_empty());
+    after
+        .other_wal_files
+        .retain(|o| !gone.contains(o.key.as_str()));
+    after
+}
+
+/// Checks a PostgreSQL plan; the error names the first broken invariant.
+pub fn check_postgres(
+    cat: &ServerCatalog,
+    plan: &Plan,
+    policy: &PostgresPolicy,
+    now: DateTime<Utc>,
+) -> Result<(), Violation> {
+    let after = apply(cat, plan);
+    let (before_w, after_w) = (barman::analyse(cat), barman::analyse(&after));
+    let horizon = now - policy.recovery_window.0;
+    for (from, to) in barman::window::merged(&before_w.ranges) {
+        if to < horizon {
+            continue;
+        }
+        let from = from.max(horizon);
+        if !after_w.covers(from, to) {
+            return Err(Violation::Window { from, to });
+        }
+    }
+    for g in &after_w.gaps {
+        let span = |first: &str, last: &str| Some((cat.position(first)?.1, cat.position(last)?.1));
+        let Some((a, b)) = span(&g.first_missing, &g.last_missing) else {
+            continue;
+        };
+        let old = before_w
+            .gaps
+            .iter()
+            .filter(|o| o.timeline == g.timeline)
+            .filter_map(|o| span(&o.first_missing, &o.last_missing));
+        if !old.clone().any(|(oa, ob)| oa <= a && b <= ob) {
+            return Err(Violation::NewGap {
+                timeline: g.timeline,
+                first: g.first_missing.clone(),
+                last: g.last_missing.clone(),
+            });
+        }
+    }
+    let newest = |c: &ServerCatalog| {
+        c.backups
+            .iter()
+            .filter(|b| b.is_done())
+            .max_by_key(|b| b.info.as_ref().and_then(|i| i.begin_time))
+            .map(|b| b.id.clone())
+    };
+    match newest(cat) {
+        Some(id) if !after.backups.iter().any(|b| b.id == id) => Err(Violation::NewestGood(id)),
+        _ => Ok(()),
+    }
+}
+
+/// Checks a Velero plan: the policy's newest Completed backup stays.
+pub fn check_velero(
+    all: &[VeleroBackup],
+    plan: &Plan,
+    policy: &VeleroPolicy,
+) -> Result<(), Violation> {
+    let newest = velero_backups_of(&policy.name, all)
+        .into_iter()
+        .filter(|b| b.is_completed())
+        .max_by_key(|b| b.start);
+    match newest {
+        Some(b) if plan.deletions.iter().any(|d| d.name == b.name) => {
+            Err(Violation::NewestGood(b.name.clone()))
+        }
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,277 @@
+//! PostgreSQL retention with the semantics of Barman's `RECOVERY WINDOW OF N DAYS` (what CNPG's
+//! `retentionPolicy: "7d"` runs), so that every point of the window stays restorable.
+//!
+//! Walking DONE backups from the newest id to the oldest (as Barman does), each is kept until the
+//! first one that ended before the point of recoverability (now − window), which is kept too: it
+//! is the base for the start of the window. Older DONE backups go, unless keep-annotated or needed
+//! for `minimumRedundancy`. Where openova differs from Barman on purpose:
+//! - FAILED backups that began before the window go (Barman never deletes them, so they pile up);
+//! - data without `backup.info` older than the grace period goes as an orphan (a deletion that
+//!   died half-way, since openova deletes `backup.info` first; or a backup that never finished).
+//!
+//! WAL: on each timeline, segments older than the `begin_wal` of the oldest kept backup (keep
+//! `standalone` backups do not count, they only protect their own `begin_wal..end_wal`) go;
+//! timelines older than every kept backup go whole; `.history` files always stay.
+
+use super::{Deletion, Kept, Plan, PlanError, What, day};
+use crate::barman::wal::{self, WalFile};
+use crate::barman::{BackupStatus, BaseBackup, ServerCatalog};
+use crate::policy::PostgresPolicy;
+use chrono::{DateTime, TimeDelta, Utc};
+
+/// Plans the deletions for one server.
+pub fn plan(
+    cat: &ServerCatalog,
+    policy: &PostgresPolicy,
+    storage: &str,
+    now: DateTime<Utc>,
+    grace: TimeDelta,
+) -> Result<Plan, PlanError> {
+    if let Some(b) = cat.backups.iter().find(|b| b.unreadable.is_some()) {
+        let why = b.unreadable.clone().unwrap_or_default();
+        return Err(PlanError::Unreadable {
+            policy: policy.name.clone(),
+            what: format!("base backup {}", b.id),
+            why,
+        });
+    }
+    let por = now - policy.recovery_window.0;
+    let mut plan = Plan {
+        policy: policy.name.clone(),
+        storage: storage.to_string(),
+        now,
+        deletions: vec![],
+        kept: vec![],
+    };
+    let keep = classify(cat, policy, por, &mut plan);
+    for b in cat
+        .backups
+        .iter()
+        .filter(|b| !keep.contains(&b.id.as_str()))
+    {
+        if let Some(d) = backup_deletion(b, policy, por, now, grace) {
+            plan.deletions.push(d);
+        }
+    }
+    plan.deletions.sort_by(|a, b| a.name.cmp(&b.name));
+    let kept: Vec<&BaseBackup> = cat
+        .backups
+        .iter()
+        .filter(|b| keep.contains(&b.id.as_str()))
+        .collect();
+    plan.deletions
+        .extend(wal_deletions(cat, &kept, &policy.name));
+    Ok(plan)
+}
+
+/// The ids of the DONE backups that stay, as Barman's recovery-window report classifies them.
+fn classify<'a>(
+    cat: &'a ServerCatalog,
+    policy: &PostgresPolicy,
+    por: DateTime<Utc>,
+    plan: &mut Plan,
+) -> Vec<&'a str> {
+    let (mut keep, mut found, mut valid) = (Vec::new(), false, 0u32);
+    let mut done: Vec<&BaseBackup> = cat
+        .backups
+        .iter()
+        .filter(|b| b.status() == Some(BackupStatus::Done))
+        .collect();
+    done.sort_by(|a, b| b.id.cmp(&a.id));
+    for b in done {
+        let end = b.info.as_ref().and_then(|i| i.end_time);
+        if !found {
+            keep.push(b.id.as_str());
+            valid += 1;
+            if end.is_none_or(|e| e < por) {
+                found = true;
+                let reason = format!(
+                    "the newest backup that ended before the window start {}: the base for the window's start",
+                    day(por)
+                );
+                plan.kept.push(Kept {
+                    name: b.id.clone(),
+                    reason,
+                });
+            }
+        } else if valid < policy.minimum_redundancy {
+            keep.push(b.id.as_str());
+            valid += 1;
+            let reason = format!("minimumRedundancy {}", policy.minimum_redundancy);
+            plan.kept.push(Kept {
+                name: b.id.clone(),
+                reason,
+            });
+        } else if let Some(k) = &b.keep {
+            keep.push(b.id.as_str());
+            plan.kept.push(Kept {
+                name: b.id.clone(),
+                reason: format!("keep annotation ({k})"),
+            });
+        }
+    }
+    keep
+}
+
+fn backup_deletion(
+    b: &BaseBackup,
+    policy: &PostgresPolicy,
+    por: DateTime<Utc>,
+    now: DateTime<Utc>,
+    grace: TimeDelta,
+) -> Option<Deletion> {
+    let info = b.info.as_ref();
+    let reason = match (info.map(|i| i.status), info) {
+        (Some(BackupStatus::Done), Some(i)) => format!(
+            "ended {}, {} days old, before the window start {} (policy {} recoveryWindow {}); a newer backup is the window's base",
+            i.end_time.map_or("-".into(), day),
+            i.end_time.map_or(0, |e| (now - e).num_days()),
+            day(por),
+            policy.name,
+            policy.recovery_window
+        ),
+        (Some(BackupStatus::Failed), Some(i)) if i.begin_time.is_some_and(|t| t < por) => {
+            format!(
+                "FAILED backup begun {}, before the window start {}",
+                i.begin_time.map_or("-".into(), day),
+                day(por)
+            )
+        }
+        (None, None) => {
+            let last = b.objects.iter().filter_map(|o| o.last_modified).max()?;
+            if now - last <= grace {
+                return None;
+            }
+            let reason = format!(
+                "objects without backup.info, last written {} (older than the {}h grace period)",
+                day(last),
+                grace.num_hours()
+            );
+            return Some(Deletion {
+                what: What::Orphan,
+                name: b.id.clone(),
+                reason,
+                keys: sorted_keys(b, ""),
+                bytes: b.size,
+            });
+        }
+        _ => return None,
+    };
+    let descriptor = b
+        .objects
+        .iter()
+        .find(|o| o.key.ends_with("/backup.info"))
+        .map(|o| o.key.clone())
+        .unwrap_or_default();
+    Some(Deletion {
+        what: What::BarmanBackup,
+        name: b.id.clone(),
+        reason,
+        keys: sorted_keys(b, &descriptor),
+        bytes: b.size,
+    })
+}
+
+/// The backup's keys with the descriptor first.
+fn sorted_keys(b: &BaseBackup, descriptor: &str) -> Vec<String> {
+    let mut keys: Vec<String> = b
+        .objects
+        .iter()
+        .map(|o| o.key.clone())
+        .filter(|k| k != descriptor)
+        .collect();
+    keys.sort();
+    if !descriptor.is_empty() {
+        keys.insert(0, descriptor.to_string());
+    }
+    keys
+}
+
+/// WAL below the oldest kept anchor on each timeline, whole older timelines, never `.history`.
+fn wal_deletions(cat: &ServerCatalog, kept: &[&BaseBackup], policy: &str) -> Vec<Deletion> {
+    let pos = |name: &Option<String>| name.as_deref().and_then(|n| cat.position(n));
+    let anchors: Vec<(u32, u64)> = kept
+        .iter()
+        .filter(|b| b.keep.as_deref() != Some("standalone"))
+        .filter_map(|b| pos(&b.info.as_ref()?.begin_wal))
+        .collect();
+    let protected: Vec<((u32, u64), (u32, u64))> = kept
+        .iter()
+        .filter(|b| b.keep.as_deref() == Some("standalone"))
+        .filter_map(|b| {
+            Some((
+                pos(&b.info.as_ref()?.begin_wal)?,
+                pos(&b.info.as_ref()?.end_wal)?,
+            ))
+        })
+        .collect();
+    let Some(oldest_tl) = anchors.iter().map(|a| a.0).min() else {
+        return vec![];
+    };
+    // Everything on timeline `tl` below this position may go.
+    let horizon = |tl: u32| -> u64 {
+        match anchors.iter().filter(|a| a.0 == tl).map(|a| a.1).min() {
+            Some(p) => p,
+            None if tl < oldest_tl => u64::MAX,
+            None => 0,
+        }
+    };
+    let goes = |tl: u32, p: u64| {
+        p < horizon(tl)
+            && !protected
+                .iter()
+                .any(|(a, b)| (tl, p) >= *a && (tl, p) <= *b)
+    };
+    let mut items: Vec<(u32, u64, String, u64)> = Vec::new();
+    for t in cat.timelines.values() {
+        items.extend(
+            t.segments
+                .iter()
+                .filter(|(p, _)| goes(t.id, **p))
+                .map(|(p, s)| (t.id, *p, s.key.clone(), s.size)),
+        );
+    }
+    for o in &cat.other_wal_files {
+        let name = o.key.rsplit('/').next().unwrap_or_default();
+        if let Some(f) = WalFile::parse(name).filter(|f| f.kind != wal::WalKind::History) {
+            let p = wal::seg_no(f.log, f.seg, cat.segment_size);
+            if goes(f.timeline, p) {
+                items.push((f.timeline, p, o.key.clone(), o.size));
+            }
+        }
+    }
+    items.sort();
+    group_wal(cat, items, policy)
+}
+
+/// One deletion per timeline, named by its first and last segment.
+fn group_wal(
+    cat: &ServerCatalog,
+    items: Vec<(u32, u64, String, u64)>,
+    policy: &str,
+) -> Vec<Deletion> {
+    let mut out: Vec<Deletion> = Vec::new();
+    for (tl, p, key, size) in items {
+        let name = wal::name_of(tl, p, cat.segment_size);
+        match out.last_mut().filter(|d| d.name.starts_with(&name[..8])) {
+            Some(d) => {
+                d.name = format!(
+                    "{} .. {name}",
+                    d.name.split(" .. ").next().unwrap_or_default()
+                );
+                d.keys.push(key);
+                d.bytes += size;
+            }
+            None => out.push(Deletion {
+                what: What::Wal,
+                name: name.clone(),
+                reason: format!(
+                    "timeline {tl}: older than the oldest kept backup's begin_wal (policy {policy})"
+                ),
+                keys: vec![key],
+                bytes: size,
+            }),
+        }
+    }
+    out
+}
