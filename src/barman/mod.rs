@@ -13,4 +13,6 @@ pub use info::{BackupInfo, BackupStatus};
 pub use window::{Gap, Window, analyse};
 
 #[cfg(test)]
+pub(crate) mod testkit;
+#[cfg(test)]
 mod tests;

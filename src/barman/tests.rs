@@ -1,11 +1,8 @@
 //! Unit tests on real barman-cloud output (tests/fixtures/barman) and on the window analysis.
 
-use super::catalog::{BaseBackup, Segment, ServerCatalog, Timeline};
 use super::info::{BackupInfo, BackupStatus};
-use super::wal::{self, HistoryEntry};
+use super::wal::HistoryEntry;
 use super::window::analyse;
-use chrono::{DateTime, TimeDelta, Utc};
-use std::collections::BTreeMap;
 
 const PLAIN: &str = include_str!("../../tests/fixtures/barman/done-plain.backup.info");
 const NAMED: &str = include_str!("../../tests/fixtures/barman/done-named-gzip.backup.info");
@@ -43,78 +40,7 @@ fn failed_and_truncated_files() {
 
 // ---- window and gaps on hand-built catalogs ----
 
-const SIZE: u64 = 16 * 1024 * 1024;
-
-fn t0() -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339("2026-11-20T00:00:00Z")
-        .unwrap()
-        .with_timezone(&Utc)
-}
-
-/// Segment `no` on timeline `tl`, archived `no` minutes after t0.
-fn seg(tl: u32, no: u64) -> (u64, Segment) {
-    let name = wal::name_of(tl, no, SIZE);
-    let archived = Some(t0() + TimeDelta::minutes(i64::try_from(no).unwrap()));
-    (
-        no,
-        Segment {
-            key: format!("srv/wals/{}/{name}", &name[..16]),
-            name,
-            size: SIZE,
-            archived,
-        },
-    )
-}
-
-fn backup(id: &str, tl: u32, begin: u64, end: u64) -> BaseBackup {
-    let text = format!(
-        "status=DONE\ntimeline={tl}\nbegin_wal={}\nend_wal={}\nbegin_time={}\nend_time={}\n",
-        wal::name_of(tl, begin, SIZE),
-        wal::name_of(tl, end, SIZE),
-        (t0() + TimeDelta::minutes(i64::try_from(begin).unwrap())).format("%Y-%m-%d %H:%M:%S%:z"),
-        (t0() + TimeDelta::minutes(i64::try_from(end).unwrap())).format("%Y-%m-%d %H:%M:%S%:z"),
-    );
-    BaseBackup {
-        id: id.into(),
-        info: Some(BackupInfo::parse(&text).unwrap()),
-        unreadable: None,
-        keep: None,
-        size: 1,
-        has_data: true,
-        objects: vec![],
-    }
-}
-
-fn catalog(
-    backups: Vec<BaseBackup>,
-    timelines: Vec<(u32, Vec<u64>, Vec<HistoryEntry>)>,
-) -> ServerCatalog {
-    let timelines = timelines
-        .into_iter()
-        .map(|(id, nos, history)| {
-            (
-                id,
-                Timeline {
-                    id,
-                    segments: nos.into_iter().map(|n| seg(id, n)).collect(),
-                    history,
-                },
-            )
-        })
-        .collect::<BTreeMap<_, _>>();
-    ServerCatalog {
-        server: "srv".into(),
-        segment_size: SIZE,
-        backups,
-        timelines,
-        other_wal_files: vec![],
-        problems: vec![],
-    }
-}
-
-fn minutes(n: i64) -> DateTime<Utc> {
-    t0() + TimeDelta::minutes(n)
-}
+use super::testkit::{SIZE, backup, catalog, minutes};
 
 #[test]
 fn contiguous_wal_gives_one_window_from_the_first_backup_end() {
@@ -293,7 +219,7 @@ mod listing {
         let url = StorageUrl::parse(&format!("file://{}", dir.path().display())).unwrap();
         let fs = FsStore::new(url);
         for no in 0..(8 * 256) {
-            let name = super::wal::name_of(1, no, super::SIZE);
+            let name = crate::barman::wal::name_of(1, no, super::SIZE);
             fs.put(
                 &format!("srv/wals/{}/{name}", &name[..16]),
                 Bytes::from_static(b"w"),

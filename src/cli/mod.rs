@@ -2,6 +2,7 @@
 //! modules together. Exit codes: 0 all good, 1 a policy or check failed, 2 an error.
 
 mod catalog;
+mod retention;
 mod status;
 
 use crate::report::Output;
@@ -39,6 +40,8 @@ pub enum Command {
     Catalog(catalog::CatalogArgs),
     /// Judge each policy: newest good backup against schedule and RPO, window coverage, WAL gaps, failures.
     Status(status::StatusArgs),
+    /// Plan (and with --apply, carry out) retention: 30-day Velero expiry, the PostgreSQL recovery window.
+    Retention(retention::RetentionArgs),
 }
 
 /// Where policies come from.
@@ -65,6 +68,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
     match cli.command {
         Command::Catalog(a) => catalog::run(a, cli.output).await,
         Command::Status(a) => status::run(a, cli.output).await,
+        Command::Retention(a) => retention::run(a, cli.output).await,
     }
 }
 

@@ -91,3 +91,6 @@ pub enum PlanError {
 fn day(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%d %H:%M UTC").to_string()
 }
+
+#[cfg(test)]
+mod tests;

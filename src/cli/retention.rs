@@ -1,0 +1,173 @@
+use super::{Outcome, PolicyArgs, StoreArgs, print_json};
+use crate::catalog::{self, Scope};
+use crate::policy::{self, Duration, Policy};
+use crate::report::{self, Output};
+use crate::retention::{self, Plan, execute::Summary, invariants};
+use crate::store::{self, ObjectStore};
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use clap::Args;
+use serde::Serialize;
+
+#[derive(Args, Debug)]
+pub struct RetentionArgs {
+    #[command(flatten)]
+    pub policies: PolicyArgs,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Delete what the plan lists. Without it, the plan is printed and nothing is deleted.
+    #[arg(long)]
+    pub apply: bool,
+    /// Objects without a descriptor are orphans only once older than this (a backup being
+    /// written has no descriptor yet either).
+    #[arg(long, default_value = "24h", value_parser = |s: &str| Duration::parse(s))]
+    pub grace: Duration,
+    /// Plan as of this time (RFC 3339) instead of now.
+    #[arg(long, value_parser = super::status::parse_time)]
+    pub at: Option<DateTime<Utc>>,
+}
+
+/// One policy's outcome: its plan, whether it was refused (and why), what was deleted.
+#[derive(Serialize)]
+struct Report {
+    policy: String,
+    plan: Option<Plan>,
+    refused: Option<String>,
+    applied: Option<Summary>,
+}
+
+pub async fn run(args: RetentionArgs, output: Output) -> anyhow::Result<Outcome> {
+    let now = args.at.unwrap_or_else(Utc::now);
+    let picked = policy::select(
+        policy::load(&args.policies.policies)?,
+        args.policies.policy.as_deref(),
+    )?;
+    let mut reports = Vec::new();
+    for l in &picked {
+        let r = one(&l.policy, &args, now)
+            .await
+            .with_context(|| format!("policy {}", l.policy.name()))?;
+        if output == Output::Text {
+            print_text(&r, args.apply);
+        }
+        reports.push(r);
+    }
+    if output == Output::Json {
+        print_json(
+            &serde_json::json!({ "schema": "openova.retention/v1", "now": now, "apply": args.apply, "policies": reports }),
+        )?;
+    }
+    Ok(if reports.iter().any(|r| r.refused.is_some()) {
+        Outcome::Violated
+    } else {
+        Outcome::Ok
+    })
+}
+
+async fn one(p: &Policy, args: &RetentionArgs, now: DateTime<Utc>) -> anyhow::Result<Report> {
+    let storage = p.storage();
+    let url = storage.parsed_url();
+    let store = store::open(&url, &storage.connection()).await?;
+    let scope = match p {
+        Policy::VeleroPolicy(_) => Scope {
+            velero: true,
+            servers: Some(vec![]),
+        },
+        Policy::PostgresPolicy(pg) => Scope {
+            velero: false,
+            servers: Some(vec![pg.server_name.clone()]),
+        },
+    };
+    let progress = report::progress(&format!("reading {url}"));
+    let concurrency = usize::from(args.store.concurrency);
+    let cat = catalog::load(store.as_ref(), &scope, concurrency).await;
+    progress.finish();
+    let cat = cat?;
+    let mut r = Report {
+        policy: p.name().to_string(),
+        plan: None,
+        refused: None,
+        applied: None,
+    };
+    let planned = match p {
+        Policy::PostgresPolicy(pg) => match cat.barman.first() {
+            Some((server, _)) => retention::postgres::plan(server, pg, &cat.url, now, args.grace.0)
+                .map_err(|e| e.to_string())
+                .and_then(|plan| {
+                    invariants::check_postgres(server, &plan, pg, now)
+                        .map(|()| plan)
+                        .map_err(|v| format!("refused: {v}"))
+                }),
+            None => Err(format!(
+                "no Barman server folder '{}' in {}",
+                pg.server_name, cat.url
+            )),
+        },
+        Policy::VeleroPolicy(v) => {
+            let all = cat.velero.as_deref().unwrap_or_default();
+            let plan = retention::velero::plan(all, v, &cat.url, now, args.grace.0);
+            invariants::check_velero(all, &plan, v)
+                .map(|()| plan)
+                .map_err(|e| format!("refused: {e}"))
+        }
+    };
+    match planned {
+        Ok(plan) => {
+            if args.apply {
+                r.applied = Some(apply(store.as_ref(), &plan, concurrency).await?);
+            }
+            r.plan = Some(plan);
+        }
+        Err(why) => r.refused = Some(why),
+    }
+    Ok(r)
+}
+
+async fn apply(
+    store: &dyn ObjectStore,
+    plan: &Plan,
+    concurrency: usize,
+) -> anyhow::Result<Summary> {
+    let progress = report::progress(&format!("{}: deleting", plan.policy));
+    let done = retention::execute::execute(store, plan, concurrency, progress.as_ref()).await;
+    progress.finish();
+    Ok(done?)
+}
+
+fn print_text(r: &Report, apply: bool) {
+    if let Some(why) = &r.refused {
+        println!("REFUSED {}: {why}", r.policy);
+        return;
+    }
+    let Some(plan) = &r.plan else { return };
+    let verb = if apply { "deleting" } else { "would delete" };
+    println!(
+        "{} ({}): {verb} {} objects, {} bytes",
+        plan.policy,
+        plan.storage,
+        plan.objects(),
+        plan.bytes()
+    );
+    for d in &plan.deletions {
+        println!(
+            "  delete {:?} {}: {} ({} objects)",
+            d.what,
+            d.name,
+            d.reason,
+            d.keys.len()
+        );
+    }
+    for k in &plan.kept {
+        println!("  keep {}: {}", k.name, k.reason);
+    }
+    match &r.applied {
+        Some(s) => println!(
+            "  done: {} backups, {} objects, {} bytes removed",
+            s.backups, s.objects, s.bytes
+        ),
+        None if !plan.deletions.is_empty() => {
+            println!("  dry run: nothing deleted; run with --apply to delete");
+        }
+        None => {}
+    }
+}
