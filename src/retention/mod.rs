@@ -94,3 +94,5 @@ fn day(t: DateTime<Utc>) -> String {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod proptests;

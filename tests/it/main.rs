@@ -11,3 +11,4 @@ mod errors;
 mod harness;
 mod store;
 mod velero;
+mod retention;
