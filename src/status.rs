@@ -100,9 +100,9 @@ fn check_schedule(
     if newest_start < due - TimeDelta::minutes(5) {
         let msg = format!(
             "scheduled backup due {} (schedule \"{}\") did not produce a good backup; newest good one started {}",
-            due.to_rfc3339(),
+            crate::report::time(due),
             schedule.expr(),
-            newest_start.to_rfc3339()
+            crate::report::time(newest_start)
         );
         out.push(v("schedule-missed", msg, Some(due + SCHEDULE_GRACE)));
     }
@@ -285,16 +285,26 @@ fn judge_postgres(
     let (from, to) = (now - p.recovery_window.0, now - p.rpo.0);
     if !window.covers(from, to) {
         let have = match (window.earliest, window.latest) {
-            (Some(a), Some(b)) => format!("restorable {} .. {}", a.to_rfc3339(), b.to_rfc3339()),
+            (Some(a), Some(b)) => format!(
+                "restorable {} .. {}",
+                crate::report::time(a),
+                crate::report::time(b)
+            ),
             _ => "nothing is restorable".to_string(),
         };
         let msg = format!(
             "recovery window does not cover {} .. {} (recoveryWindow {}, rpo {}): {have}",
-            from.to_rfc3339(),
-            to.to_rfc3339(),
+            crate::report::time(from),
+            crate::report::time(to),
             p.recovery_window,
             p.rpo
         );
+        // Say why when WAL gaps break the window, so the two lines read as one problem.
+        let msg = if window.gaps.is_empty() {
+            msg
+        } else {
+            format!("{msg}; broken by the WAL gap(s) reported above")
+        };
         out.push(v("window", msg, None));
     }
     for b in cat

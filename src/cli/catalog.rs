@@ -84,7 +84,7 @@ fn print_text(c: &StorageCatalog) {
     for (cat, w) in &c.barman {
         let view = catalog::ServerView::of(cat, w);
         println!(
-            "  barman server {}: {} base backups, {} WAL segments",
+            "  barman server {}: {} base backup(s), {} WAL segments",
             cat.server,
             cat.backups.len(),
             view.wal.segments
@@ -128,10 +128,13 @@ fn print_text(c: &StorageCatalog) {
             _ => println!("    recoverable window: none (no DONE backup with its WAL)"),
         }
         for g in &w.gaps {
-            println!(
-                "    WAL gap: {} .. {} ({} missing)",
-                g.first_missing, g.last_missing, g.count
-            );
+            match g.count {
+                1 => println!("    WAL gap: {} missing", g.first_missing),
+                n => println!(
+                    "    WAL gap: {} .. {} ({n} missing)",
+                    g.first_missing, g.last_missing
+                ),
+            }
         }
         for u in &w.unrestorable {
             println!("    not restorable: {}: {}", u.backup_id, u.reason);

@@ -131,6 +131,18 @@ fn print_text(r: &PolicyStatus, now: DateTime<Utc>) {
             )
         })
         .unwrap_or_default();
+    let window = r
+        .window
+        .as_ref()
+        .and_then(|w| Some((w.earliest?, w.latest?)));
+    let window = window.map_or(String::new(), |(a, b)| {
+        format!(
+            ", restorable {} .. {}",
+            crate::report::time(a),
+            crate::report::time(b)
+        )
+    });
+    let newest = format!("{newest}{window}");
     match (&r.error, r.ok) {
         (Some(e), _) => println!("ERROR {} ({}): {e}", r.name, r.kind),
         (None, true) => println!("OK    {} ({}){newest}", r.name, r.kind),
@@ -139,7 +151,7 @@ fn print_text(r: &PolicyStatus, now: DateTime<Utc>) {
     for v in &r.violations {
         let since = v
             .since
-            .map(|s| format!(" (since {})", s.to_rfc3339()))
+            .map(|s| format!(" (since {})", crate::report::time(s)))
             .unwrap_or_default();
         println!("  {}: {}: {}{since}", r.name, v.code, v.message);
     }

@@ -62,6 +62,12 @@ impl Progress for Spinner {
     }
 }
 
+/// A time as people read it in a log line: `2026-11-25T14:37:27Z` (UTC, whole seconds).
+#[must_use]
+pub fn time(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
 /// A spinner when stderr is a terminal, otherwise nothing.
 #[must_use]
 pub fn progress(msg: &str) -> Arc<dyn Progress> {

@@ -93,6 +93,6 @@ fn day(t: DateTime<Utc>) -> String {
 }
 
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 mod proptests;
+#[cfg(test)]
+mod tests;

@@ -9,6 +9,6 @@ mod catalog;
 mod cli;
 mod errors;
 mod harness;
+mod retention;
 mod store;
 mod velero;
-mod retention;

@@ -452,15 +452,15 @@ fn status_judges_a_daily_schedule_rpo_and_failures() {
         &[
             "cluster-daily: rpo: ",
             "cluster-daily-20261124030000",
-            "(since 2026-11-25T05:01:10+00:00)",
+            "(since 2026-11-25T05:01:10Z)",
         ],
     );
     line_with(
         &late,
         &[
             "cluster-daily: schedule-missed: ",
-            "2026-11-25T03:00:00+00:00",
-            "(since 2026-11-25T04:00:00+00:00)",
+            "2026-11-25T03:00:00Z",
+            "(since 2026-11-25T04:00:00Z)",
         ],
     );
     let mut got = codes(&status(&s3, &policy, "2026-11-25T09:01:10Z", true));
@@ -510,7 +510,7 @@ fn status_judges_a_daily_schedule_rpo_and_failures() {
         &run,
         &[
             "cluster-daily: failed-backup: backup cluster-daily-20261125030000 ended Failed (4 errors): error getting backup storage location: not found",
-            "(since 2026-11-25T03:00:40+00:00)",
+            "(since 2026-11-25T03:00:40Z)",
         ],
     );
     line_with(
