@@ -205,6 +205,9 @@ mod listing {
         async fn put(&self, key: &str, body: Bytes) -> Result<()> {
             self.inner.put(key, body).await
         }
+        async fn put_if_absent(&self, key: &str, body: Bytes) -> Result<bool> {
+            self.inner.put_if_absent(key, body).await
+        }
         async fn delete_many(&self, keys: &[String]) -> Result<()> {
             self.inner.delete_many(keys).await
         }

@@ -2,12 +2,14 @@ use super::{Outcome, PolicyArgs, StoreArgs, print_json};
 use crate::catalog::{self, Scope};
 use crate::policy::{self, Duration, Policy};
 use crate::report::{self, Output};
+use crate::retention::lease::{self, Lease};
 use crate::retention::{self, Plan, execute::Summary, invariants};
 use crate::store::{self, ObjectStore};
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use clap::Args;
 use serde::Serialize;
+use std::sync::Arc;
 
 #[derive(Args, Debug)]
 pub struct RetentionArgs {
@@ -18,6 +20,10 @@ pub struct RetentionArgs {
     /// Delete what the plan lists. Without it, the plan is printed and nothing is deleted.
     #[arg(long)]
     pub apply: bool,
+    /// Run --apply even where the store ignores conditional writes (Garage), so that the lease
+    /// cannot exclude a second run: your word that nothing else deletes on this storage.
+    #[arg(long, requires = "apply")]
+    pub single_writer: bool,
     /// Objects without a descriptor are orphans only once older than this (a backup being
     /// written has no descriptor yet either).
     #[arg(long, default_value = "24h", value_parser = |s: &str| Duration::parse(s))]
@@ -68,6 +74,54 @@ async fn one(p: &Policy, args: &RetentionArgs, now: DateTime<Utc>) -> anyhow::Re
     let storage = p.storage();
     let url = storage.parsed_url();
     let store = store::open(&url, &storage.connection()).await?;
+    let mut r = Report {
+        policy: p.name().to_string(),
+        plan: None,
+        refused: None,
+        applied: None,
+    };
+    // Under the lease from before the catalog is read, so two runs never plan on the same state.
+    let lease = if args.apply {
+        let (up, name) = url.parent();
+        let lease_store = store::open(&up, &storage.connection()).await?;
+        let key = format!(
+            "openova/lease/{}",
+            if name.is_empty() { "root" } else { &name }
+        );
+        match Lease::acquire(
+            lease_store,
+            &key,
+            &url.to_string(),
+            "retention",
+            args.single_writer,
+        )
+        .await
+        {
+            Ok(l) => Some(l),
+            Err(lease::Error::Store(e)) => return Err(e.into()),
+            Err(e) => {
+                r.refused = Some(e.to_string());
+                return Ok(r);
+            }
+        }
+    } else {
+        None
+    };
+    let outcome = planned_and_applied(p, args, now, store, r).await;
+    if let Some(l) = lease {
+        l.release().await?;
+    }
+    outcome
+}
+
+async fn planned_and_applied(
+    p: &Policy,
+    args: &RetentionArgs,
+    now: DateTime<Utc>,
+    store: Arc<dyn ObjectStore>,
+    mut r: Report,
+) -> anyhow::Result<Report> {
+    let url = store.url().clone();
     let scope = match p {
         Policy::VeleroPolicy(_) => Scope {
             velero: true,
@@ -83,12 +137,6 @@ async fn one(p: &Policy, args: &RetentionArgs, now: DateTime<Utc>) -> anyhow::Re
     let cat = catalog::load(store.as_ref(), &scope, concurrency).await;
     progress.finish();
     let cat = cat?;
-    let mut r = Report {
-        policy: p.name().to_string(),
-        plan: None,
-        refused: None,
-        applied: None,
-    };
     let planned = match p {
         Policy::PostgresPolicy(pg) => match cat.barman.first() {
             Some((server, _)) => retention::postgres::plan(server, pg, &cat.url, now, args.grace.0)

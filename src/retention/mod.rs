@@ -8,6 +8,7 @@
 
 pub mod execute;
 pub mod invariants;
+pub mod lease;
 pub mod postgres;
 pub mod velero;
 

@@ -176,6 +176,30 @@ impl ObjectStore for FsStore {
             .map_err(|e| self.io("renaming", &tmp, e))
     }
 
+    async fn put_if_absent(&self, key: &str, body: Bytes) -> Result<bool> {
+        let path = self.path(key);
+        let tmp = PathBuf::from(format!(
+            "{}.{}{TMP_SUFFIX}",
+            path.display(),
+            std::process::id()
+        ));
+        self.put(
+            &tmp.strip_prefix(&self.root)
+                .unwrap_or(&tmp)
+                .to_string_lossy(),
+            body,
+        )
+        .await?;
+        // A hard link fails when the target exists: an atomic create-if-absent on POSIX.
+        let linked = std::fs::hard_link(&tmp, &path);
+        let _ = std::fs::remove_file(&tmp);
+        match linked {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(self.io("creating", &path, e)),
+        }
+    }
+
     async fn delete_many(&self, keys: &[String]) -> Result<()> {
         for key in keys {
             let path = self.path(key);

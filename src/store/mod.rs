@@ -53,6 +53,10 @@ pub trait ObjectStore: Send + Sync {
     async fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Bytes>;
     /// Writes (replaces) the object.
     async fn put(&self, key: &str, body: Bytes) -> Result<()>;
+    /// Writes the object only if no object has that key (`If-None-Match: *`). `Ok(false)` when
+    /// one exists. Some stores ignore the condition and overwrite (Garage 2.5 does); callers that
+    /// rely on it probe first (see `retention::lease`).
+    async fn put_if_absent(&self, key: &str, body: Bytes) -> Result<bool>;
     /// Deletes the keys, in batches of at most [`DELETE_BATCH`]. Missing keys are not an error.
     async fn delete_many(&self, keys: &[String]) -> Result<()>;
     /// The object's metadata, or `None` when it does not exist. On S3 a HEAD on a missing bucket

@@ -416,6 +416,28 @@ impl ObjectStore for S3Store {
         Ok(())
     }
 
+    async fn put_if_absent(&self, key: &str, body: Bytes) -> Result<bool> {
+        let req = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(self.full(key))
+            .if_none_match("*");
+        match req.body(ByteStream::from(body)).send().await {
+            Ok(_) => Ok(true),
+            // 412: the object exists; 409: a concurrent conditional write won the race.
+            Err(e)
+                if matches!(
+                    e.raw_response().map(|r| r.status().as_u16()),
+                    Some(412 | 409)
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(self.error("put", key, &e)),
+        }
+    }
+
     async fn delete_many(&self, keys: &[String]) -> Result<()> {
         for batch in keys.chunks(super::DELETE_BATCH) {
             self.delete_batch(batch).await?;

@@ -50,6 +50,38 @@ impl StorageUrl {
     }
 }
 
+impl StorageUrl {
+    /// The location one level up and the last component of this one:
+    /// `s3://b/x/velero` -> (`s3://b/x`, `velero`); `s3://b` -> (`s3://b`, ``).
+    #[must_use]
+    pub fn parent(&self) -> (Self, String) {
+        match self {
+            Self::S3 { bucket, prefix } => {
+                let (up, name) = prefix.rsplit_once('/').unwrap_or(("", prefix));
+                (
+                    Self::S3 {
+                        bucket: bucket.clone(),
+                        prefix: up.to_string(),
+                    },
+                    name.to_string(),
+                )
+            }
+            Self::File { root } => {
+                let name = root
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                (
+                    Self::File {
+                        root: root.parent().unwrap_or(root).to_path_buf(),
+                    },
+                    name,
+                )
+            }
+        }
+    }
+}
+
 impl fmt::Display for StorageUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -80,6 +112,20 @@ mod tests {
             StorageUrl::parse("file:///tmp/x").unwrap(),
             StorageUrl::File { .. }
         ));
+    }
+
+    #[test]
+    fn parent_locations() {
+        let (up, name) = StorageUrl::parse("s3://b/x/velero").unwrap().parent();
+        assert_eq!(
+            (up.to_string(), name.as_str()),
+            ("s3://b/x".to_string(), "velero")
+        );
+        let (up, name) = StorageUrl::parse("s3://b/cnpg").unwrap().parent();
+        assert_eq!(
+            (up.to_string(), name.as_str()),
+            ("s3://b".to_string(), "cnpg")
+        );
     }
 
     #[test]

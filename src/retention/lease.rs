@@ -1,0 +1,256 @@
+//! Mutual exclusion between retention runs on one storage: a lease object, created with a conditional put (`If-None-Match: *`), holding its
+//! owner and expiry, renewed while the run lasts and removed at the end. An expired lease (its
+//! holder died) is taken over.
+//!
+//! Some stores ignore conditional writes (Garage 2.5 overwrites silently), which would let two runs
+//! both "win". [`probe`] detects that by writing a probe object twice; on such a store `--apply`
+//! needs `--single-writer`, the operator's word that nothing else deletes there.
+//!
+//! Where: for storage `s3://bucket/velero` the lease is `s3://bucket/openova/lease/velero`, beside
+//! the storage prefix rather than inside it, because Velero marks a backup location unavailable
+//! when its prefix holds folders other than its own (`backups/`, `restores/`, ...).
+
+use crate::store::{self, ObjectStore};
+use bytes::Bytes;
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// How long a lease lives without renewal; renewed every third of it.
+pub const TTL: TimeDelta = TimeDelta::minutes(10);
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Holder {
+    pub owner: String,
+    pub purpose: String,
+    pub since: DateTime<Utc>,
+    pub expires: DateTime<Utc>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{purpose} already running on {url} since {}, owner {owner} (lease expires {})", crate::report::time(*since), crate::report::time(*expires))]
+    Held {
+        url: String,
+        purpose: String,
+        owner: String,
+        since: DateTime<Utc>,
+        expires: DateTime<Utc>,
+    },
+    #[error(
+        "the store at {0} ignores conditional writes (If-None-Match), so openova cannot stop two retention runs \
+         from interleaving there; if this is the only openova deleting on this storage, run with --single-writer"
+    )]
+    NoConditionalWrites(String),
+    #[error(transparent)]
+    Store(#[from] store::Error),
+}
+
+/// Whether the store honours `If-None-Match: *` on PutObject.
+pub async fn probe(store: &dyn ObjectStore) -> Result<bool, store::Error> {
+    let key = format!(
+        "openova/lease-probe-{}-{}",
+        std::process::id(),
+        Utc::now().timestamp_nanos_opt().unwrap_or(0)
+    );
+    let first = store
+        .put_if_absent(&key, Bytes::from_static(b"probe"))
+        .await?;
+    let second = store
+        .put_if_absent(&key, Bytes::from_static(b"probe"))
+        .await;
+    store.delete_many(std::slice::from_ref(&key)).await?;
+    Ok(first && !second?)
+}
+
+/// A held lease; renewed in the background until [`Lease::release`].
+pub struct Lease {
+    store: Arc<dyn ObjectStore>,
+    key: String,
+    holder: Holder,
+    renewer: tokio::task::JoinHandle<()>,
+}
+
+fn body(h: &Holder) -> Bytes {
+    Bytes::from(serde_json::to_vec(h).unwrap_or_default())
+}
+
+impl Lease {
+    /// Takes the lease or says who holds it. `single_writer` skips the conditional-write probe.
+    /// `store` is where the lease lives, `key` names it, `url` is the storage it guards.
+    pub async fn acquire(
+        store: Arc<dyn ObjectStore>,
+        key: &str,
+        url: &str,
+        purpose: &str,
+        single_writer: bool,
+    ) -> Result<Self, Error> {
+        if !single_writer && !probe(store.as_ref()).await? {
+            return Err(Error::NoConditionalWrites(url.to_string()));
+        }
+        let now = Utc::now();
+        let owner = format!("{}@{}", std::process::id(), hostname());
+        let holder = Holder {
+            owner,
+            purpose: purpose.to_string(),
+            since: now,
+            expires: now + TTL,
+        };
+        if !store.put_if_absent(key, body(&holder)).await? {
+            let held = current(store.as_ref(), key).await?;
+            match held {
+                Some(h) if h.expires > now => {
+                    let url = url.to_string();
+                    return Err(Error::Held {
+                        url,
+                        purpose: h.purpose,
+                        owner: h.owner,
+                        since: h.since,
+                        expires: h.expires,
+                    });
+                }
+                // Expired (its holder died) or unreadable: take it over, again conditionally.
+                _ => {
+                    store.delete_many(&[key.to_string()]).await?;
+                    if !store.put_if_absent(key, body(&holder)).await? {
+                        return Box::pin(Self::acquire(store, key, url, purpose, true)).await;
+                    }
+                }
+            }
+        }
+        let renewer = tokio::spawn(renew(store.clone(), key.to_string(), holder.clone()));
+        Ok(Self {
+            store,
+            key: key.to_string(),
+            holder,
+            renewer,
+        })
+    }
+
+    /// Stops renewing and removes the lease if it is still ours.
+    pub async fn release(self) -> Result<(), store::Error> {
+        self.renewer.abort();
+        if current(self.store.as_ref(), &self.key)
+            .await?
+            .is_some_and(|h| h.owner == self.holder.owner)
+        {
+            self.store
+                .delete_many(std::slice::from_ref(&self.key))
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+async fn renew(store: Arc<dyn ObjectStore>, key: String, mut holder: Holder) {
+    loop {
+        tokio::time::sleep((TTL / 3).to_std().unwrap_or_default()).await;
+        holder.expires = Utc::now() + TTL;
+        if let Err(e) = store.put(&key, body(&holder)).await {
+            tracing::warn!(error = %e, "could not renew the retention lease");
+        }
+    }
+}
+
+async fn current(store: &dyn ObjectStore, key: &str) -> Result<Option<Holder>, store::Error> {
+    match store.get(key).await {
+        Ok(b) => Ok(serde_json::from_slice(&b).ok()),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+fn hostname() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map_or_else(|| "unknown".into(), |h| h.trim().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{FsStore, StorageUrl};
+
+    fn fs() -> (tempfile::TempDir, Arc<dyn ObjectStore>) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = StorageUrl::parse(&format!("file://{}", dir.path().display())).unwrap();
+        (dir, Arc::new(FsStore::new(url)))
+    }
+
+    #[tokio::test]
+    async fn one_holder_at_a_time_and_expired_leases_are_taken_over() {
+        let (_dir, store) = fs();
+        assert!(
+            probe(store.as_ref()).await.unwrap(),
+            "a local folder honours create-if-absent"
+        );
+        let first = Lease::acquire(
+            store.clone(),
+            "openova/lease/cnpg",
+            "s3://b/cnpg",
+            "retention",
+            false,
+        )
+        .await
+        .unwrap();
+        let second = Lease::acquire(
+            store.clone(),
+            "openova/lease/cnpg",
+            "s3://b/cnpg",
+            "retention",
+            false,
+        )
+        .await;
+        let msg = second.err().unwrap().to_string();
+        assert!(
+            msg.starts_with("retention already running on s3://b/cnpg since ")
+                && msg.contains("owner "),
+            "{msg}"
+        );
+        first.release().await.unwrap();
+        let again = Lease::acquire(
+            store.clone(),
+            "openova/lease/cnpg",
+            "s3://b/cnpg",
+            "retention",
+            false,
+        )
+        .await
+        .unwrap();
+        again.renewer.abort();
+        // Its holder "died": the lease expired an hour ago.
+        let dead = Holder {
+            owner: "1@gone".into(),
+            purpose: "retention".into(),
+            since: Utc::now() - TimeDelta::hours(2),
+            expires: Utc::now() - TimeDelta::hours(1),
+        };
+        store.put("openova/lease/cnpg", body(&dead)).await.unwrap();
+        let taken = Lease::acquire(
+            store.clone(),
+            "openova/lease/cnpg",
+            "s3://b/cnpg",
+            "retention",
+            false,
+        )
+        .await
+        .unwrap();
+        assert_ne!(
+            current(store.as_ref(), "openova/lease/cnpg")
+                .await
+                .unwrap()
+                .unwrap()
+                .owner,
+            "1@gone"
+        );
+        taken.release().await.unwrap();
+        assert!(
+            current(store.as_ref(), "openova/lease/cnpg")
+                .await
+                .unwrap()
+                .is_none(),
+            "released leases are removed"
+        );
+    }
+}
