@@ -12,3 +12,4 @@ mod harness;
 mod retention;
 mod store;
 mod velero;
+mod retention_safety;
