@@ -123,12 +123,7 @@ async fn load_backups(
 }
 
 async fn load_backup(store: &dyn ObjectStore, dir: String) -> store::Result<BaseBackup> {
-    let id = dir
-        .trim_end_matches('/')
-        .rsplit('/')
-        .next()
-        .unwrap_or_default()
-        .to_string();
+    let id = store::folder_name(&dir);
     let objects = store.list(&dir).await?;
     let file = |o: &ObjectMeta| o.key[dir.len()..].to_string();
     let has = |name: &str| objects.iter().any(|o| file(o) == name);

@@ -88,6 +88,16 @@ impl Connection {
     }
 }
 
+/// The last component of a folder key: `srv/base/20261125T020000/` -> `20261125T020000`.
+#[must_use]
+pub fn folder_name(dir: &str) -> String {
+    dir.trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
 /// Opens the store a URL names: `s3://bucket/prefix` or `file:///path`.
 pub async fn open(url: &StorageUrl, conn: &Connection) -> Result<Arc<dyn ObjectStore>> {
     Ok(match url {

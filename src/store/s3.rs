@@ -302,6 +302,32 @@ impl S3Store {
     }
 }
 
+impl S3Store {
+    /// GetObject, whole or a range, collected into memory.
+    async fn fetch(&self, key: &str, range: Option<String>) -> Result<Bytes> {
+        let req = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(self.full(key))
+            .set_range(range);
+        let out = match req.send().await {
+            Ok(out) => out,
+            // 416: the range starts at or past the end; the trait promises "fewer bytes at the end".
+            Err(e) if e.code() == Some("InvalidRange") => return Ok(Bytes::new()),
+            Err(e) => return Err(self.error("get", key, &e)),
+        };
+        let body = out.body.collect().await.map_err(|e| Error::Service {
+            op: "get",
+            endpoint: self.endpoint.clone(),
+            key: key.to_string(),
+            detail: format!("the download broke off: {e}"),
+            retryable: true,
+        })?;
+        Ok(body.into_bytes())
+    }
+}
+
 fn is_auth_code(code: &str) -> bool {
     matches!(
         code,
@@ -358,49 +384,15 @@ impl ObjectStore for S3Store {
     }
 
     async fn get(&self, key: &str) -> Result<Bytes> {
-        let out = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(self.full(key))
-            .send()
-            .await;
-        let out = out.map_err(|e| self.error("get", key, &e))?;
-        let body = out.body.collect().await.map_err(|e| Error::Service {
-            op: "get",
-            endpoint: self.endpoint.clone(),
-            key: key.to_string(),
-            detail: format!("the download broke off: {e}"),
-            retryable: true,
-        })?;
-        Ok(body.into_bytes())
+        self.fetch(key, None).await
     }
 
     async fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Bytes> {
         if len == 0 {
             return Ok(Bytes::new());
         }
-        let range = format!("bytes={offset}-{}", offset + len - 1);
-        let req = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(self.full(key))
-            .range(range);
-        let out = match req.send().await {
-            Ok(out) => out,
-            // 416: the range starts at or past the end; the trait promises "fewer bytes at the end".
-            Err(e) if e.code() == Some("InvalidRange") => return Ok(Bytes::new()),
-            Err(e) => return Err(self.error("get", key, &e)),
-        };
-        let body = out.body.collect().await.map_err(|e| Error::Service {
-            op: "get",
-            endpoint: self.endpoint.clone(),
-            key: key.to_string(),
-            detail: format!("the download broke off: {e}"),
-            retryable: true,
-        })?;
-        Ok(body.into_bytes())
+        self.fetch(key, Some(format!("bytes={offset}-{}", offset + len - 1)))
+            .await
     }
 
     async fn put(&self, key: &str, body: Bytes) -> Result<()> {

@@ -182,12 +182,7 @@ pub async fn load(store: &dyn ObjectStore, concurrency: usize) -> store::Result<
 }
 
 async fn load_one(store: &dyn ObjectStore, dir: String) -> store::Result<VeleroBackup> {
-    let name = dir
-        .trim_end_matches('/')
-        .rsplit('/')
-        .next()
-        .unwrap_or_default()
-        .to_string();
+    let name = store::folder_name(&dir);
     let objects = store.list(&dir).await?;
     let key = format!("{dir}velero-backup.json");
     // Velero uploads the log first and velero-backup.json after it (none at all when the upload
