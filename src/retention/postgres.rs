@@ -208,8 +208,20 @@ fn wal_deletions(cat: &ServerCatalog, kept: &[&BaseBackup], policy: &str) -> Vec
     let Some(oldest_tl) = anchors.iter().map(|a| a.0).min() else {
         return vec![];
     };
+    // A kept backup on an ancestor timeline replays through the switch into `tl`: then all of
+    // `tl` (which starts at the switch point) is needed, whatever backups `tl` has itself.
+    let ancestors = |tl: u32| {
+        cat.timelines
+            .get(&tl)
+            .map(|t| t.history.iter().map(|h| h.parent).collect::<Vec<_>>())
+            .unwrap_or_default()
+    };
+    let replayed_into = |tl: u32| anchors.iter().any(|a| ancestors(tl).contains(&a.0));
     // Everything on timeline `tl` below this position may go.
     let horizon = |tl: u32| -> u64 {
+        if replayed_into(tl) {
+            return 0;
+        }
         match anchors.iter().filter(|a| a.0 == tl).map(|a| a.1).min() {
             Some(p) => p,
             None if tl < oldest_tl => u64::MAX,

@@ -71,6 +71,16 @@ struct Backup {
     timeline: u32,
 }
 
+/// Where timeline 2 branches off, by index in [`DAYS`] of the first DONE backup on timeline 2.
+#[derive(Debug, Clone, Copy)]
+enum Switch {
+    /// Half-way between that backup and the one before (archived WAL on timeline 2 before the
+    /// first backup on it).
+    Between(usize),
+    /// In the segment where that backup begins (the backup right after the promotion).
+    At(usize),
+}
+
 /// A catalog under `cnpg/SERVER/`: eleven DONE backups every 4 days from 40 days ago to yesterday
 /// (the one 28 days old keep:full), a FAILED backup 30 days old and one 2 days old, WAL from
 /// segment 1 to past the newest backup, timeline 2 branching off at `switch`.
@@ -82,10 +92,11 @@ struct Scenario {
 }
 
 impl Scenario {
-    /// `switch_before`: index in [`DAYS`] of the first DONE backup on timeline 2 (timeline 2
-    /// starts half-way between that backup and the one before).
-    fn build(now: DateTime<Utc>, server: &str, switch_before: usize) -> Scenario {
-        let switch = P0 + STEP * (switch_before as u64 - 1) + STEP / 2;
+    fn build(now: DateTime<Utc>, server: &str, switch: Switch) -> Scenario {
+        let switch = match switch {
+            Switch::Between(i) => P0 + STEP * (i as u64 - 1) + STEP / 2,
+            Switch::At(i) => P0 + STEP * i as u64,
+        };
         let tl_of = |p: u64| if p >= switch { 2 } else { 1 };
         let mut s = Scenario {
             server: server.to_string(),
@@ -164,13 +175,13 @@ impl Scenario {
             .push((wal_key(server, &partial), "partial".to_string()));
         s.objects.push((
             format!("{PREFIX}/{server}/wals/00000002.history"),
-            format!("1\t{}\tno recovery target specified\n", xlog(switch, 0xA0)),
+            format!("1\t{}\tno recovery target specified\n", xlog(switch, 0x20)),
         ));
         s
     }
 
     fn kept(&self) -> &Backup {
-        &self.done()[KEPT]
+        self.done()[KEPT]
     }
 
     fn done(&self) -> Vec<&Backup> {
@@ -262,17 +273,28 @@ fn barman_would_delete(s3: &S3Server, server: &str) -> (BTreeSet<String>, String
 }
 
 /// `openova retention --output json` for the policy; the plan's keys made full bucket keys.
-fn openova_plan(s3: &S3Server, policy: &str, apply: bool) -> (BTreeSet<String>, serde_json::Value) {
+/// `Err` holds the refusal.
+fn openova_plan(
+    s3: &S3Server,
+    policy: &str,
+    apply: bool,
+) -> Result<(BTreeSet<String>, serde_json::Value), String> {
     let mut args = vec!["retention", "--output", "json", "--policies", policy];
     if apply {
-        args.push("--apply");
+        // Garage ignores If-None-Match, so openova's lease cannot work there; this test is the
+        // only writer.
+        args.extend(["--apply", "--single-writer"]);
     }
     let run = openova(Some(s3), &args);
-    assert_eq!(run.code, 0, "{run:?}");
+    assert!(!run.stderr.contains("panicked"), "{run:?}");
     let v = run.json();
     assert_eq!(v["schema"], "openova.retention/v1", "{run:?}");
     let p = &v["policies"][0];
-    assert!(p["refused"].is_null(), "plan refused: {run:?}");
+    if let Some(why) = p["refused"].as_str() {
+        assert_eq!(run.code, 1, "a refusal exits 1: {run:?}");
+        return Err(why.to_string());
+    }
+    assert_eq!(run.code, 0, "{run:?}");
     let mut keys = BTreeSet::new();
     for d in p["plan"]["deletions"].as_array().unwrap() {
         for k in d["keys"].as_array().unwrap() {
@@ -283,7 +305,7 @@ fn openova_plan(s3: &S3Server, policy: &str, apply: bool) -> (BTreeSet<String>, 
             );
         }
     }
-    (keys, p.clone())
+    Ok((keys, p.clone()))
 }
 
 fn listing(title: &str, keys: &BTreeSet<String>) -> String {
@@ -295,6 +317,18 @@ fn listing(title: &str, keys: &BTreeSet<String>) -> String {
     s
 }
 
+/// Deliberate difference 1 (module doc of `retention::postgres`): openova deletes FAILED backups
+/// begun before the window; Barman never deletes a FAILED backup, so they pile up.
+const FAILED_BEFORE_WINDOW: &str = "FAILED backups begun before the window";
+/// Deliberate difference 2, a consequence of the first: Barman protects every WAL on a timeline
+/// other than that of the backup it deletes up to, as long as *any* backup listed is on that
+/// timeline (`BackupManager.get_timelines_to_protect` counts FAILED backups too). With the FAILED
+/// backup on timeline 1 still listed, Barman keeps timeline 1's WAL from the last timeline-1
+/// backup's begin_wal up to the promotion; openova deletes the FAILED backup, and with it the
+/// last reason to keep a timeline older than every kept backup.
+const OLD_TIMELINE_OF_A_FAILED_BACKUP: &str =
+    "WAL on a timeline Barman protects only for a FAILED backup";
+
 struct Comparison {
     scenario: Scenario,
     s3: S3Server,
@@ -302,31 +336,32 @@ struct Comparison {
     _dir: tempfile::TempDir,
     barman: BTreeSet<String>,
     openova: BTreeSet<String>,
-    /// Named on-purpose difference: FAILED backups begun before the window, which openova deletes
-    /// and Barman never does.
-    failed_before_window: BTreeSet<String>,
+    /// The on-purpose differences, by name: keys openova deletes and Barman keeps.
+    named: Vec<(&'static str, BTreeSet<String>)>,
 }
 
 /// Builds the scenario in a fresh Garage, asks both tools, names the on-purpose differences.
-fn compare(switch_before: usize) -> Comparison {
+fn compare(switch: Switch, keep: bool) -> Comparison {
     let s3 = S3Server::start(S3Kind::Garage);
-    let server = format!("pg{switch_before}");
+    let server = crate::support::unique_name("pg");
     let now = Utc::now();
-    let scenario = Scenario::build(now, &server, switch_before);
+    let scenario = Scenario::build(now, &server, switch);
     upload(&s3, &scenario.objects);
-    barman::run(
-        &s3,
-        "barman-cloud-backup-keep",
-        &[
-            "--target",
-            "full",
-            &s3.url(PREFIX),
-            &server,
-            &scenario.kept().id,
-        ],
-    );
-    let keep_key = scenario.base_key(&scenario.kept().id, "annotations/keep");
-    assert_eq!(s3.get(&keep_key), b"full", "barman's keep annotation");
+    if keep {
+        barman::run(
+            &s3,
+            "barman-cloud-backup-keep",
+            &[
+                "--target",
+                "full",
+                &s3.url(PREFIX),
+                &server,
+                &scenario.kept().id,
+            ],
+        );
+        let keep_key = scenario.base_key(&scenario.kept().id, "annotations/keep");
+        assert_eq!(s3.get(&keep_key), b"full", "barman's keep annotation");
+    }
     // Barman sees the catalog as built: 11 DONE, 2 FAILED.
     let listed = barman::backup_list(&s3, PREFIX, &server);
     assert_eq!(listed.len(), scenario.backups.len(), "{listed:?}");
@@ -334,8 +369,18 @@ fn compare(switch_before: usize) -> Comparison {
     let dir = tempfile::tempdir().unwrap();
     let policy = postgres_policy(dir.path(), &s3, &server, "7d", "5m");
     let (barman_keys, barman_out) = barman_would_delete(&s3, &server);
-    let (openova_keys, plan) = openova_plan(&s3, &policy, false);
-    eprintln!("--- barman-cloud-backup-delete --dry-run\n{barman_out}");
+    eprintln!("--- barman-cloud-backup-delete --dry-run (lines cut at 160 characters)");
+    for line in barman_out.lines() {
+        eprintln!("{}", line.chars().take(160).collect::<String>());
+    }
+    let (openova_keys, plan) = openova_plan(&s3, &policy, false).unwrap_or_else(|why| {
+        panic!(
+            "openova refuses to plan where Barman deletes {} objects ({why}); timeline 2 \
+             starts at {}",
+            barman_keys.len(),
+            wal_name(2, scenario.switch)
+        )
+    });
     eprintln!(
         "--- openova plan\n{}",
         serde_json::to_string_pretty(&plan["plan"]["kept"]).unwrap()
@@ -374,23 +419,22 @@ fn compare(switch_before: usize) -> Comparison {
         _dir: dir,
         barman: barman_keys,
         openova: openova_keys,
-        failed_before_window,
+        named: vec![(FAILED_BEFORE_WINDOW, failed_before_window)],
     }
 }
 
 impl Comparison {
     /// Asserts the named differences are there, then that both tools agree on everything else.
     fn assert_same_answer(&self) {
-        // Deliberate difference 1: openova deletes FAILED backups begun before the window.
-        for k in &self.failed_before_window {
-            assert!(self.openova.contains(k), "openova deletes FAILED {k}");
-            assert!(!self.barman.contains(k), "Barman never deletes FAILED {k}");
+        let mut openova = self.openova.clone();
+        for (name, keys) in &self.named {
+            assert!(!keys.is_empty(), "{name}: nothing named");
+            for k in keys {
+                assert!(self.openova.contains(k), "{name}: openova deletes {k}");
+                assert!(!self.barman.contains(k), "{name}: Barman keeps {k}");
+                openova.remove(k);
+            }
         }
-        let openova: BTreeSet<String> = self
-            .openova
-            .difference(&self.failed_before_window)
-            .cloned()
-            .collect();
         let only_openova: BTreeSet<String> = openova.difference(&self.barman).cloned().collect();
         let only_barman: BTreeSet<String> = self.barman.difference(&openova).cloned().collect();
         assert!(
@@ -407,13 +451,13 @@ impl Comparison {
     /// `--apply`, then: nothing left to delete, status reads the store, the DONE backups Barman
     /// keeps are still there, and Barman itself finds nothing more to delete.
     fn apply_and_recheck(&self) {
-        let (applied, report) = openova_plan(&self.s3, &self.policy, true);
+        let (applied, report) = openova_plan(&self.s3, &self.policy, true).expect("apply");
         assert_eq!(applied, self.openova, "applied what was planned");
         assert!(!report["applied"].is_null(), "{report:#}");
-        for k in &self.openova {
-            assert!(!self.s3.exists(k), "{k} deleted");
-        }
-        let (again, report) = openova_plan(&self.s3, &self.policy, false);
+        let present: BTreeSet<String> = self.s3.list_keys(PREFIX).into_iter().collect();
+        let still: Vec<&String> = self.openova.intersection(&present).collect();
+        assert!(still.is_empty(), "not deleted: {still:?}");
+        let (again, report) = openova_plan(&self.s3, &self.policy, false).expect("replan");
         assert!(
             again.is_empty(),
             "a second plan deletes nothing: {report:#}"
@@ -438,7 +482,8 @@ impl Comparison {
                     "DONE backup {} kept by Barman is gone",
                     b.id
                 );
-                assert!(self.s3.exists(&self.scenario.base_key(&b.id, "data.tar")));
+                assert!(present.contains(&info), "{info}");
+                assert!(present.contains(&self.scenario.base_key(&b.id, "data.tar")));
             }
         }
         let (more, out) = barman_would_delete(&self.s3, &self.scenario.server);
@@ -449,24 +494,65 @@ impl Comparison {
     }
 }
 
-/// Timeline 2 begins after the window's base backup (8 days old): the base and the keep:full
-/// backup are on timeline 1, the two newest DONE backups on timeline 2.
+/// Timeline 2 begins right where the window's base backup (8 days old) begins: the base and
+/// the two newer DONE backups are on timeline 2, the keep:full backup (28 days old) and every
+/// obsolete backup on timeline 1.
 #[test]
-fn same_answer_as_barman_switch_after_the_base() {
-    let c = compare(9);
-    assert_eq!(c.scenario.done()[8].timeline, 1);
-    assert_eq!(c.scenario.done()[9].timeline, 2);
+fn same_answer_as_barman_promotion_then_backup() {
+    let c = compare(Switch::At(8), true);
+    let done = c.scenario.done();
+    assert_eq!((done[7].timeline, done[8].timeline), (1, 2));
     c.assert_same_answer();
     c.apply_and_recheck();
 }
 
-/// Timeline 2 begins before the window's base backup: the base is on timeline 2, the keep:full
-/// backup (28 days old) on timeline 1.
+/// Timeline 2 begins 10 days ago, between the backups 12 and 8 days old: WAL on timeline 2 before
+/// the base backup. Barman keeps it (the keep:full backup on timeline 1 recovers through it).
 #[test]
-fn same_answer_as_barman_switch_before_the_base() {
-    let c = compare(8);
-    assert_eq!(c.scenario.done()[7].timeline, 1);
-    assert_eq!(c.scenario.done()[8].timeline, 2);
+fn same_answer_as_barman_promotion_before_the_base() {
+    let c = compare(Switch::Between(8), true);
+    let done = c.scenario.done();
+    assert_eq!((done[7].timeline, done[8].timeline), (1, 2));
+    c.assert_same_answer();
+    c.apply_and_recheck();
+}
+
+/// Timeline 2 begins 6 days ago, between the base backup (8 days old, timeline 1) and the next
+/// one: WAL on timeline 2 before its first backup, needed to recover from the base.
+#[test]
+fn same_answer_as_barman_promotion_inside_the_window() {
+    let c = compare(Switch::Between(9), true);
+    let done = c.scenario.done();
+    assert_eq!((done[8].timeline, done[9].timeline), (1, 2));
+    c.assert_same_answer();
+    c.apply_and_recheck();
+}
+
+/// As [`same_answer_as_barman_promotion_then_backup`] without the keep:full backup: every backup on
+/// timeline 1 is obsolete, but the FAILED backup 30 days old is on timeline 1 too.
+#[test]
+fn same_answer_as_barman_old_timeline_all_obsolete() {
+    let mut c = compare(Switch::At(8), false);
+    let done = c.scenario.done();
+    let last_tl1 = done[7];
+    assert_eq!((last_tl1.timeline, done[8].timeline), (1, 2));
+    let from = format!("{PREFIX}/{}/wals/", c.scenario.server);
+    let first = wal_name(1, P0 + STEP * 7);
+    let tl1_tail: BTreeSet<String> = c
+        .scenario
+        .objects
+        .iter()
+        .map(|(k, _)| k)
+        .filter(|k| {
+            k.strip_prefix(&from)
+                .and_then(|r| r.split('/').nth(1))
+                .is_some_and(|n| n.starts_with("00000001") && n[..24] >= *first)
+        })
+        .cloned()
+        .collect();
+    // Segments from the last timeline-1 backup to the promotion, its .backup file, the .partial.
+    assert_eq!(tl1_tail.len(), (STEP + 2) as usize, "{tl1_tail:?}");
+    c.named.push((OLD_TIMELINE_OF_A_FAILED_BACKUP, tl1_tail));
     c.assert_same_answer();
     c.apply_and_recheck();
 }
