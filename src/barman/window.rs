@@ -188,7 +188,9 @@ fn needed_from(cat: &ServerCatalog, t: &Timeline) -> Option<u64> {
     let from_backups = cat
         .backups
         .iter()
-        .filter(|b| b.is_done())
+        // A keep:standalone backup needs only its own begin_wal..end_wal, checked when its range is
+        // computed; WAL after it is not expected to stay (retention may remove it, as Barman does).
+        .filter(|b| b.is_done() && b.keep.as_deref() != Some("standalone"))
         .filter_map(|b| cat.position(b.info.as_ref()?.begin_wal.as_ref()?))
         .filter(|(tl, _)| *tl == t.id)
         .map(|(_, no)| no)

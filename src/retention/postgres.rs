@@ -44,23 +44,24 @@ pub fn plan(
         kept: vec![],
     };
     let keep = classify(cat, policy, por, &mut plan);
-    for b in cat
-        .backups
-        .iter()
-        .filter(|b| !keep.contains(&b.id.as_str()))
-    {
+    let kept = |id: &str| {
+        keep.iter()
+            .find(|(k, _)| *k == id)
+            .map(|(_, anchor)| *anchor)
+    };
+    for b in cat.backups.iter().filter(|b| kept(&b.id).is_none()) {
         if let Some(d) = backup_deletion(b, policy, por, now, grace) {
             plan.deletions.push(d);
         }
     }
     plan.deletions.sort_by(|a, b| a.name.cmp(&b.name));
-    let kept: Vec<&BaseBackup> = cat
+    let (anchors, standalone): (Vec<&BaseBackup>, Vec<&BaseBackup>) = cat
         .backups
         .iter()
-        .filter(|b| keep.contains(&b.id.as_str()))
-        .collect();
+        .filter(|b| kept(&b.id).is_some())
+        .partition(|b| kept(&b.id) == Some(true));
     plan.deletions
-        .extend(wal_deletions(cat, &kept, &policy.name));
+        .extend(wal_deletions(cat, &anchors, &standalone, &policy.name));
     Ok(plan)
 }
 
@@ -70,18 +71,17 @@ fn classify<'a>(
     policy: &PostgresPolicy,
     por: DateTime<Utc>,
     plan: &mut Plan,
-) -> Vec<&'a str> {
+) -> Vec<(&'a str, bool)> {
     let (mut keep, mut found, mut valid) = (Vec::new(), false, 0u32);
-    let mut done: Vec<&BaseBackup> = cat
-        .backups
-        .iter()
-        .filter(|b| b.status() == Some(BackupStatus::Done))
-        .collect();
+    // DONE with its data: a DONE backup whose data.tar is gone cannot be a base (status reports it).
+    let mut done: Vec<&BaseBackup> = cat.backups.iter().filter(|b| b.is_done()).collect();
     done.sort_by(|a, b| b.id.cmp(&a.id));
     for b in done {
         let end = b.info.as_ref().and_then(|i| i.end_time);
+        // The bool says whether the backup anchors WAL: all do but one kept only for a
+        // keep:standalone annotation, which needs just its own begin_wal..end_wal.
         if !found {
-            keep.push(b.id.as_str());
+            keep.push((b.id.as_str(), true));
             valid += 1;
             if end.is_none_or(|e| e < por) {
                 found = true;
@@ -95,7 +95,7 @@ fn classify<'a>(
                 });
             }
         } else if valid < policy.minimum_redundancy {
-            keep.push(b.id.as_str());
+            keep.push((b.id.as_str(), true));
             valid += 1;
             let reason = format!("minimumRedundancy {}", policy.minimum_redundancy);
             plan.kept.push(Kept {
@@ -103,7 +103,7 @@ fn classify<'a>(
                 reason,
             });
         } else if let Some(k) = &b.keep {
-            keep.push(b.id.as_str());
+            keep.push((b.id.as_str(), k != "standalone"));
             plan.kept.push(Kept {
                 name: b.id.clone(),
                 reason: format!("keep annotation ({k})"),
@@ -122,6 +122,17 @@ fn backup_deletion(
 ) -> Option<Deletion> {
     let info = b.info.as_ref();
     let reason = match (info.map(|i| i.status), info) {
+        // DONE but its data is gone: useless as a base; removed like a FAILED one, once old.
+        (Some(BackupStatus::Done), Some(i)) if !b.has_data => {
+            if i.end_time.is_none_or(|e| e >= por) {
+                return None;
+            }
+            format!(
+                "DONE but its data.tar is missing; ended {}, before the window start {}",
+                i.end_time.map_or("-".into(), day),
+                day(por)
+            )
+        }
         (Some(BackupStatus::Done), Some(i)) => format!(
             "ended {}, {} days old, before the window start {} (policy {} recoveryWindow {}); a newer backup is the window's base",
             i.end_time.map_or("-".into(), day),
@@ -188,16 +199,19 @@ fn sorted_keys(b: &BaseBackup, descriptor: &str) -> Vec<String> {
 }
 
 /// WAL below the oldest kept anchor on each timeline, whole older timelines, never `.history`.
-fn wal_deletions(cat: &ServerCatalog, kept: &[&BaseBackup], policy: &str) -> Vec<Deletion> {
+fn wal_deletions(
+    cat: &ServerCatalog,
+    anchors: &[&BaseBackup],
+    standalone: &[&BaseBackup],
+    policy: &str,
+) -> Vec<Deletion> {
     let pos = |name: &Option<String>| name.as_deref().and_then(|n| cat.position(n));
-    let anchors: Vec<(u32, u64)> = kept
+    let anchors: Vec<(u32, u64)> = anchors
         .iter()
-        .filter(|b| b.keep.as_deref() != Some("standalone"))
         .filter_map(|b| pos(&b.info.as_ref()?.begin_wal))
         .collect();
-    let protected: Vec<((u32, u64), (u32, u64))> = kept
+    let protected: Vec<((u32, u64), (u32, u64))> = standalone
         .iter()
-        .filter(|b| b.keep.as_deref() == Some("standalone"))
         .filter_map(|b| {
             Some((
                 pos(&b.info.as_ref()?.begin_wal)?,
