@@ -142,17 +142,22 @@ async fn load_backup(store: &dyn ObjectStore, dir: String) -> store::Result<Base
     };
     if has("backup.info") {
         let key = format!("{dir}backup.info");
-        match String::from_utf8(store.get(&key).await?.to_vec()) {
-            Ok(text) => match BackupInfo::parse(&text) {
+        // Gone since the listing (a deletion under way): the backup then reads as unfinished.
+        match store::get_if_exists(store, &key)
+            .await?
+            .map(|b| String::from_utf8(b.to_vec()))
+        {
+            None => {}
+            Some(Ok(text)) => match BackupInfo::parse(&text) {
                 Ok(info) => b.info = Some(info),
                 Err(e) => b.unreadable = Some(format!("{key}: {e}")),
             },
-            Err(_) => b.unreadable = Some(format!("{key}: not UTF-8 text")),
+            Some(Err(_)) => b.unreadable = Some(format!("{key}: not UTF-8 text")),
         }
     }
     if has("annotations/keep") {
-        let text = store.get(&format!("{dir}annotations/keep")).await?;
-        b.keep = Some(String::from_utf8_lossy(&text).trim().to_string());
+        let text = store::get_if_exists(store, &format!("{dir}annotations/keep")).await?;
+        b.keep = text.map(|t| String::from_utf8_lossy(&t).trim().to_string());
     }
     b.objects = objects;
     Ok(b)
@@ -200,7 +205,9 @@ impl ServerCatalog {
                 self.timeline(file.timeline).segments.insert(no, seg);
             }
             WalKind::History => {
-                let text = store.get(&meta.key).await?;
+                let Some(text) = store::get_if_exists(store, &meta.key).await? else {
+                    return Ok(());
+                };
                 match wal::parse_history(&String::from_utf8_lossy(&text)) {
                     Ok(h) => self.timeline(file.timeline).history = h,
                     Err(line) => self

@@ -42,25 +42,28 @@ pub enum Error {
          from interleaving there; if this is the only openova deleting on this storage, run with --single-writer"
     )]
     NoConditionalWrites(String),
+    #[error(
+        "the lease {key} is being taken over by another run that did not finish (a run killed mid-takeover \
+         leaves {key}.takeover-*); if no openova run is active on this storage, delete those objects"
+    )]
+    TakeoverStuck { key: String },
     #[error(transparent)]
     Store(#[from] store::Error),
 }
 
-/// Whether the store honours `If-None-Match: *` on PutObject.
-pub async fn probe(store: &dyn ObjectStore) -> Result<bool, store::Error> {
-    let key = format!(
-        "openova/lease-probe-{}-{}",
-        std::process::id(),
-        Utc::now().timestamp_nanos_opt().unwrap_or(0)
-    );
-    let first = store
+/// Whether the store honours `If-None-Match: *` on PutObject: a conditional put onto an existing
+/// object must fail. One probe key per lease (`LEASE.probe`), so a run killed mid-probe leaves
+/// nothing new behind, and concurrent probes cannot mislead each other (only the second put counts).
+pub async fn probe(store: &dyn ObjectStore, lease_key: &str) -> Result<bool, store::Error> {
+    let key = format!("{lease_key}.probe");
+    store
         .put_if_absent(&key, Bytes::from_static(b"probe"))
         .await?;
     let second = store
         .put_if_absent(&key, Bytes::from_static(b"probe"))
         .await;
     store.delete_many(std::slice::from_ref(&key)).await?;
-    Ok(first && !second?)
+    Ok(!second?)
 }
 
 /// A held lease; renewed in the background until [`Lease::release`].
@@ -85,7 +88,7 @@ impl Lease {
         purpose: &str,
         single_writer: bool,
     ) -> Result<Self, Error> {
-        if !single_writer && !probe(store.as_ref()).await? {
+        if !single_writer && !probe(store.as_ref(), key).await? {
             return Err(Error::NoConditionalWrites(url.to_string()));
         }
         let now = Utc::now();
@@ -96,34 +99,46 @@ impl Lease {
             since: now,
             expires: now + TTL,
         };
-        if !store.put_if_absent(key, body(&holder)).await? {
-            let held = current(store.as_ref(), key).await?;
-            match held {
+        // A few rounds: a takeover by another run may be under way; it ends within a round trip.
+        for _ in 0..3 {
+            if store.put_if_absent(key, body(&holder)).await? {
+                let renewer = tokio::spawn(renew(store.clone(), key.to_string(), holder.clone()));
+                return Ok(Self {
+                    store,
+                    key: key.to_string(),
+                    holder,
+                    renewer,
+                });
+            }
+            match current(store.as_ref(), key).await? {
                 Some(h) if h.expires > now => {
-                    let url = url.to_string();
+                    let (purpose, owner, since, expires) = (h.purpose, h.owner, h.since, h.expires);
                     return Err(Error::Held {
-                        url,
-                        purpose: h.purpose,
-                        owner: h.owner,
-                        since: h.since,
-                        expires: h.expires,
+                        url: url.to_string(),
+                        purpose,
+                        owner,
+                        since,
+                        expires,
                     });
                 }
-                // Expired (its holder died) or unreadable: take it over, again conditionally.
-                _ => {
-                    store.delete_many(&[key.to_string()]).await?;
-                    if !store.put_if_absent(key, body(&holder)).await? {
-                        return Box::pin(Self::acquire(store, key, url, purpose, true)).await;
+                // Expired (its holder died) or unreadable: take it over, exactly one run wins.
+                expired => {
+                    if take_over(store.as_ref(), key, expired.as_ref(), &holder).await? {
+                        let renewer =
+                            tokio::spawn(renew(store.clone(), key.to_string(), holder.clone()));
+                        return Ok(Self {
+                            store,
+                            key: key.to_string(),
+                            holder,
+                            renewer,
+                        });
                     }
                 }
             }
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
         }
-        let renewer = tokio::spawn(renew(store.clone(), key.to_string(), holder.clone()));
-        Ok(Self {
-            store,
+        Err(Error::TakeoverStuck {
             key: key.to_string(),
-            holder,
-            renewer,
         })
     }
 
@@ -140,6 +155,43 @@ impl Lease {
         }
         Ok(())
     }
+}
+
+/// Replaces an expired (or unreadable) lease so that only one of several runs that saw it expired
+/// wins: each first creates a marker naming that very lease, conditionally; the one that creates
+/// it checks the lease is still the expired one, replaces it, and removes the marker only once its
+/// own lease is in place. A run that creates the marker later finds a newer lease and backs off.
+/// `Ok(false)`: someone else's lease is (or may be) in place now; acquire again to find out.
+async fn take_over(
+    store: &dyn ObjectStore,
+    key: &str,
+    expired: Option<&Holder>,
+    mine: &Holder,
+) -> Result<bool, store::Error> {
+    let tag = expired.map_or_else(
+        || "unreadable".to_string(),
+        |h| {
+            format!(
+                "{}-{}",
+                h.since.timestamp_micros(),
+                h.owner.replace(['/', '@'], "_")
+            )
+        },
+    );
+    let marker = format!("{key}.takeover-{tag}");
+    if !store
+        .put_if_absent(&marker, Bytes::from_static(b"takeover"))
+        .await?
+    {
+        return Ok(false);
+    }
+    let still_expired = current(store, key).await? == expired.cloned();
+    let won = still_expired && {
+        store.delete_many(&[key.to_string()]).await?;
+        store.put_if_absent(key, body(mine)).await?
+    };
+    store.delete_many(&[marker]).await?;
+    Ok(won)
 }
 
 async fn renew(store: Arc<dyn ObjectStore>, key: String, mut holder: Holder) {
@@ -182,7 +234,7 @@ mod tests {
     async fn one_holder_at_a_time_and_expired_leases_are_taken_over() {
         let (_dir, store) = fs();
         assert!(
-            probe(store.as_ref()).await.unwrap(),
+            probe(store.as_ref(), "openova/lease/cnpg").await.unwrap(),
             "a local folder honours create-if-absent"
         );
         let first = Lease::acquire(

@@ -88,6 +88,16 @@ impl Connection {
     }
 }
 
+/// The object, or `None` when it is gone: for objects a listing showed a moment ago, which a
+/// concurrent deletion (Barman, Velero, another openova) may have removed since.
+pub async fn get_if_exists(store: &dyn ObjectStore, key: &str) -> Result<Option<Bytes>> {
+    match store.get(key).await {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// The last component of a folder key: `srv/base/20261125T020000/` -> `20261125T020000`.
 #[must_use]
 pub fn folder_name(dir: &str) -> String {

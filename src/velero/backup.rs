@@ -188,8 +188,11 @@ async fn load_one(store: &dyn ObjectStore, dir: String) -> store::Result<VeleroB
     // Velero uploads the log first and velero-backup.json after it (none at all when the upload
     // failed): a folder without it is a backup being written or abandoned, not a corrupt one.
     let mut b = if objects.iter().any(|o| o.key == key) {
-        parse(&name, &store.get(&key).await?)
-            .unwrap_or_else(|e| unreadable(&name, format!("{key}: {e}")))
+        match store::get_if_exists(store, &key).await? {
+            Some(json) => parse(&name, &json),
+            None => Ok(blank(&name)), // deleted since the listing
+        }
+        .unwrap_or_else(|e| unreadable(&name, format!("{key}: {e}")))
     } else {
         blank(&name)
     };

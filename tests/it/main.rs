@@ -10,6 +10,6 @@ mod cli;
 mod errors;
 mod harness;
 mod retention;
+mod retention_safety;
 mod store;
 mod velero;
-mod retention_safety;
