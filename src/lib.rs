@@ -13,3 +13,4 @@ pub mod retention;
 pub mod status;
 pub mod store;
 pub mod velero;
+pub mod wal;

@@ -4,6 +4,7 @@
 mod catalog;
 mod retention;
 mod status;
+mod wal_get;
 
 use crate::report::Output;
 use clap::{Args, Parser, Subcommand};
@@ -15,6 +16,22 @@ pub enum Outcome {
     Ok = 0,
     Violated = 1,
     Error = 2,
+    /// `wal-get`: the file is not in the archive (PostgreSQL ends recovery there).
+    NotFound = 3,
+    /// `wal-get`: a real error; above 125 so that PostgreSQL aborts recovery instead.
+    WalError = 255,
+}
+
+impl Outcome {
+    /// The process exit code (`NotFound` exits 1, as PostgreSQL's restore_command contract wants).
+    #[must_use]
+    pub fn code(self) -> u8 {
+        match self {
+            Self::NotFound => crate::wal::EXIT_NOT_FOUND,
+            Self::WalError => crate::wal::EXIT_ERROR,
+            other => other as u8,
+        }
+    }
 }
 
 #[derive(Parser, Debug)]
@@ -42,6 +59,8 @@ pub enum Command {
     Status(status::StatusArgs),
     /// Plan (and with --apply, carry out) retention: 30-day Velero expiry, the PostgreSQL recovery window.
     Retention(retention::RetentionArgs),
+    /// PostgreSQL restore_command: fetch one WAL file from a Barman Cloud archive (exit 0 found, 1 not found, 255 error).
+    WalGet(wal_get::WalGetArgs),
 }
 
 /// Where policies come from.
@@ -69,6 +88,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Catalog(a) => catalog::run(a, cli.output).await,
         Command::Status(a) => status::run(a, cli.output).await,
         Command::Retention(a) => retention::run(a, cli.output).await,
+        Command::WalGet(a) => wal_get::run(a).await,
     }
 }
 

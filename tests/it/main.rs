@@ -13,3 +13,4 @@ mod retention;
 mod retention_safety;
 mod store;
 mod velero;
+mod wal_get;

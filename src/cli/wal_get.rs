@@ -1,0 +1,72 @@
+use super::Outcome;
+use crate::store::{self, Connection, StorageUrl};
+use crate::wal;
+use clap::Args;
+use std::path::PathBuf;
+
+/// `restore_command = 'openova wal-get %f %p --storage s3://bucket/cnpg --server NAME'`
+#[derive(Args, Debug)]
+pub struct WalGetArgs {
+    /// The WAL file PostgreSQL asks for (%f).
+    pub wal_name: String,
+    /// Where to write it (%p).
+    pub dest: PathBuf,
+    /// The Barman Cloud archive: s3://BUCKET/PREFIX or file:///PATH.
+    #[arg(long)]
+    pub storage: String,
+    /// The server folder under the storage prefix.
+    #[arg(long)]
+    pub server: String,
+    /// S3 endpoint (default: OPENOVA_S3_ENDPOINT, else AWS).
+    #[arg(long)]
+    pub endpoint: Option<String>,
+    /// How many following segments to fetch ahead into the spool.
+    #[arg(long, default_value_t = 8)]
+    pub prefetch: usize,
+    /// Where prefetched segments wait (default: $TMPDIR/openova-wal-spool-SERVER).
+    #[arg(long)]
+    pub spool_dir: Option<PathBuf>,
+}
+
+/// Exit 0 restored, 1 not in the archive, 255 a real error (PostgreSQL then aborts recovery
+/// rather than ending it early).
+pub async fn run(args: WalGetArgs) -> anyhow::Result<Outcome> {
+    let spool = args
+        .spool_dir
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join(format!("openova-wal-spool-{}", args.server)));
+    let result = async {
+        let url = StorageUrl::parse(&args.storage)?;
+        let conn = Connection {
+            endpoint: args.endpoint.clone(),
+            ..Connection::default()
+        }
+        .with_env();
+        let store = store::open(&url, &conn).await?;
+        Ok::<_, anyhow::Error>(
+            wal::get(
+                store.as_ref(),
+                &args.server,
+                &args.wal_name,
+                &args.dest,
+                &spool,
+                args.prefetch,
+            )
+            .await?,
+        )
+    };
+    match result.await {
+        Ok(true) => Ok(Outcome::Ok),
+        Ok(false) => {
+            eprintln!(
+                "openova wal-get: {} is not in the archive {}/{}",
+                args.wal_name, args.storage, args.server
+            );
+            Ok(Outcome::NotFound)
+        }
+        Err(e) => {
+            eprintln!("openova wal-get: ERROR restoring {}: {e:#}", args.wal_name);
+            Ok(Outcome::WalError)
+        }
+    }
+}

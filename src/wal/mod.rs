@@ -1,0 +1,244 @@
+//! `openova wal-get`: the fast PostgreSQL `restore_command` for a Barman Cloud archive.
+//!
+//! One call fetches the asked-for file (segment, `.history`, `.backup`, `.partial`), decompresses
+//! it (none, gzip, bzip2, snappy as barman-cloud-wal-archive writes them) and writes it atomically
+//! to the destination. For a segment it also fetches the next `prefetch` segments, in parallel,
+//! into a spool folder, so the next calls are served from local disk without a round trip.
+//!
+//! PostgreSQL's contract: exit 0 when the file was restored, non-zero when it is not in the archive
+//! (which ends recovery). A real failure (network, credentials, a corrupt object) must NOT look like
+//! "not found", or recovery would end early and promote with data missing: it exits with
+//! [`EXIT_ERROR`] (255), which PostgreSQL treats like a signal and aborts recovery on.
+
+use crate::barman::wal::{self, WalFile, WalKind};
+use crate::store::{self, ObjectStore};
+use futures::future::join_all;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// Exit code for "not in the archive".
+pub const EXIT_NOT_FOUND: u8 = 1;
+/// Exit code for a real error: above 125, so PostgreSQL aborts recovery instead of ending it.
+pub const EXIT_ERROR: u8 = 255;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(
+        "'{0}' is not a WAL file name (24 hex digits, optionally .partial / .OFFSET.backup, or TTTTTTTT.history)"
+    )]
+    BadName(String),
+    #[error("{key}: cannot decompress ({compression}): {why}")]
+    Corrupt {
+        key: String,
+        compression: String,
+        why: String,
+    },
+    #[error("{key}: compression '{0}' is not supported by openova wal-get (supported: none, gz, bz2, snappy)", .compression)]
+    Unsupported { key: String, compression: String },
+    #[error(
+        "{key}: {size} bytes is not the size its header declares (a power of two, 16 MiB by default): truncated or corrupt"
+    )]
+    BadSize { key: String, size: usize },
+    #[error("writing {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] store::Error),
+}
+
+/// Where a file lives in the archive, relative to the storage prefix.
+fn folder(server: &str, f: &WalFile) -> String {
+    match f.kind {
+        WalKind::History => format!("{server}/wals/"),
+        _ => format!("{server}/wals/{}/", &f.segment_name()[..16]),
+    }
+}
+
+/// Decompresses by the object's suffix.
+pub fn decompress(key: &str, body: &[u8]) -> Result<Vec<u8>, Error> {
+    let compression =
+        WalFile::parse(key.rsplit('/').next().unwrap_or_default()).and_then(|f| f.compression);
+    let mut out = Vec::new();
+    let read = match compression.as_deref() {
+        None => return Ok(body.to_vec()),
+        Some("gz") => flate2::read::GzDecoder::new(body).read_to_end(&mut out),
+        Some("bz2") => bzip2::read::BzDecoder::new(body).read_to_end(&mut out),
+        Some("snappy") => snap::read::FrameDecoder::new(body).read_to_end(&mut out),
+        Some(other) => {
+            return Err(Error::Unsupported {
+                key: key.to_string(),
+                compression: other.to_string(),
+            });
+        }
+    };
+    read.map_err(|e| Error::Corrupt {
+        key: key.to_string(),
+        compression: compression.unwrap_or_default(),
+        why: e.to_string(),
+    })?;
+    Ok(out)
+}
+
+/// Fetches one archive file; `Ok(None)` when it is not in the archive.
+pub async fn fetch(
+    store: &dyn ObjectStore,
+    server: &str,
+    name: &str,
+) -> Result<Option<Vec<u8>>, Error> {
+    let f = WalFile::parse(name)
+        .filter(|f| f.compression.is_none())
+        .ok_or_else(|| Error::BadName(name.to_string()))?;
+    let dir = folder(server, &f);
+    // One listing finds the object whatever its compression suffix.
+    let listed = store.list_dir(&format!("{dir}{name}")).await?.objects;
+    let exact = |o: &&store::ObjectMeta| {
+        let file = &o.key[dir.len()..];
+        file == name
+            || file
+                .strip_prefix(name)
+                .and_then(|s| s.strip_prefix('.'))
+                .is_some_and(|c| wal::COMPRESSIONS.contains(&c))
+    };
+    let Some(obj) = listed.iter().find(exact) else {
+        return Ok(None);
+    };
+    let Some(body) = store::get_if_exists(store, &obj.key).await? else {
+        return Ok(None);
+    };
+    let data = decompress(&obj.key, &body)?;
+    if f.kind == WalKind::Segment && Some(data.len()) != declared_size(&data) {
+        return Err(Error::BadSize {
+            key: obj.key.clone(),
+            size: data.len(),
+        });
+    }
+    Ok(Some(data))
+}
+
+/// The segment size a WAL segment declares in its first page's long header (`xlp_seg_size` at
+/// byte 32, present when `xlp_info` has `XLP_LONG_HEADER`); a valid size without that header.
+/// A truncated segment is shorter than it declares.
+fn declared_size(data: &[u8]) -> Option<usize> {
+    const XLP_LONG_HEADER: u16 = 0x0002;
+    let info = u16::from_le_bytes(data.get(2..4)?.try_into().ok()?);
+    let size = if info & XLP_LONG_HEADER != 0 {
+        usize::try_from(u32::from_le_bytes(data.get(32..36)?.try_into().ok()?)).ok()?
+    } else {
+        data.len()
+    };
+    (size.is_power_of_two() && (1 << 20..=1 << 30).contains(&size)).then_some(size)
+}
+
+/// Writes `data` to `dest` atomically (temporary file in the same folder, then rename).
+pub fn write_atomic(dest: &Path, data: &[u8]) -> Result<(), Error> {
+    let io = |source| Error::Io {
+        path: dest.to_path_buf(),
+        source,
+    };
+    let tmp = dest.with_extension("openova-partial");
+    std::fs::write(&tmp, data).map_err(io)?;
+    std::fs::rename(&tmp, dest).map_err(io)
+}
+
+/// The next `n` segment names after `name` on its timeline.
+fn following(name: &str, n: usize, segment_size: u64) -> Vec<String> {
+    let Some((tl, log, seg)) = wal::split_segment(name) else {
+        return vec![];
+    };
+    let at = wal::seg_no(log, seg, segment_size);
+    (1..=n as u64)
+        .map(|i| wal::name_of(tl, at + i, segment_size))
+        .collect()
+}
+
+/// Restores `name` to `dest`: from the spool when prefetched, else from the store (prefetching
+/// the next segments into the spool). `Ok(false)` when the archive does not have it.
+pub async fn get(
+    store: &dyn ObjectStore,
+    server: &str,
+    name: &str,
+    dest: &Path,
+    spool: &Path,
+    prefetch: usize,
+) -> Result<bool, Error> {
+    let spooled = spool.join(name);
+    if spooled.is_file() {
+        let moved = std::fs::rename(&spooled, dest);
+        if moved.is_ok() {
+            return Ok(true);
+        }
+        // Another filesystem: copy then remove.
+        let data = std::fs::read(&spooled).map_err(|source| Error::Io {
+            path: spooled.clone(),
+            source,
+        })?;
+        write_atomic(dest, &data)?;
+        let _ = std::fs::remove_file(&spooled);
+        return Ok(true);
+    }
+    let is_segment =
+        WalFile::parse(name).is_some_and(|f| f.kind == WalKind::Segment && f.compression.is_none());
+    let ahead = if is_segment {
+        following(name, prefetch, 16 * 1024 * 1024)
+    } else {
+        vec![]
+    };
+    let main = fetch(store, server, name);
+    let others = join_all(ahead.iter().map(|n| fetch(store, server, n)));
+    let (main, others) = tokio::join!(main, others);
+    let Some(data) = main? else { return Ok(false) };
+    write_atomic(dest, &data)?;
+    // Prefetched segments are a bonus: any failure there is left for the call that needs them.
+    if std::fs::create_dir_all(spool).is_ok() {
+        for (n, got) in ahead.iter().zip(others) {
+            if let Ok(Some(d)) = got {
+                let _ = write_atomic(&spool.join(n), &d);
+            }
+        }
+    }
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn decompresses_every_supported_format_and_rejects_truncation() {
+        let data = vec![7u8; 4096];
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&data).unwrap();
+        let gz = gz.finish().unwrap();
+        let mut bz = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::fast());
+        bz.write_all(&data).unwrap();
+        let bz = bz.finish().unwrap();
+        let mut sn = snap::write::FrameEncoder::new(Vec::new());
+        sn.write_all(&data).unwrap();
+        let sn = sn.into_inner().unwrap();
+        let name = "srv/wals/0000000100000000/000000010000000000000003";
+        assert_eq!(decompress(name, &data).unwrap(), data);
+        assert_eq!(decompress(&format!("{name}.gz"), &gz).unwrap(), data);
+        assert_eq!(decompress(&format!("{name}.bz2"), &bz).unwrap(), data);
+        assert_eq!(decompress(&format!("{name}.snappy"), &sn).unwrap(), data);
+        let e = decompress(&format!("{name}.gz"), &gz[..gz.len() / 2])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("cannot decompress (gz)"), "{e}");
+        assert!(matches!(
+            decompress(&format!("{name}.xz"), b"x"),
+            Err(Error::Unsupported { .. })
+        ));
+    }
+
+    #[test]
+    fn next_segments_cross_log_boundaries() {
+        assert_eq!(
+            following("0000000100000000000000FF", 2, 16 << 20),
+            ["000000010000000100000000", "000000010000000100000001"]
+        );
+    }
+}
