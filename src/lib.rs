@@ -9,6 +9,7 @@ pub mod catalog;
 pub mod cli;
 pub mod policy;
 pub mod report;
+pub mod restore;
 pub mod retention;
 pub mod status;
 pub mod store;

@@ -2,6 +2,7 @@
 //! modules together. Exit codes: 0 all good, 1 a policy or check failed, 2 an error.
 
 mod catalog;
+mod restore;
 mod retention;
 mod status;
 mod wal_get;
@@ -59,6 +60,8 @@ pub enum Command {
     Status(status::StatusArgs),
     /// Plan (and with --apply, carry out) retention: 30-day Velero expiry, the PostgreSQL recovery window.
     Retention(retention::RetentionArgs),
+    /// Restore from the object store alone (the cluster may be gone).
+    Restore(restore::RestoreArgs),
     /// PostgreSQL restore_command: fetch one WAL file from a Barman Cloud archive (exit 0 found, 1 not found, 255 error).
     WalGet(wal_get::WalGetArgs),
 }
@@ -89,6 +92,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Status(a) => status::run(a, cli.output).await,
         Command::Retention(a) => retention::run(a, cli.output).await,
         Command::WalGet(a) => wal_get::run(a).await,
+        Command::Restore(a) => restore::run(a, cli.output).await,
     }
 }
 

@@ -9,6 +9,7 @@ mod catalog;
 mod cli;
 mod errors;
 mod harness;
+mod restore;
 mod retention;
 mod retention_safety;
 mod store;

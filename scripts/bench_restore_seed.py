@@ -1,0 +1,191 @@
+#!/usr/bin/env python3
+"""Helper of scripts/bench-restore (run it with the barman virtualenv's python: it needs barman and boto3).
+
+Subcommands:
+  seed-fs BUCKET_DIR N      write N distinct, real-looking 16 MiB WAL segments on timeline 1
+                            (000000010000000000000001 ..) gzip-compressed as barman-cloud-wal-archive -z does
+                            (barman's own `compress()`), straight into an s3s-fs bucket folder, as
+                            BENCH_PREFIX/BENCH_SERVER/wals/TTTTTTTTLLLLLLLL/NAME.gz; prints a one-line summary
+  expected N                prints `NAME SHA256` of the N uncompressed segments (what a restore must write)
+  archive-fs SRC BUCKET_DIR copy the files of a local WAL archive folder (segments, .backup, .history, as
+                            archive_command `cp` left them) into the s3s-fs bucket folder, gzip-compressed as
+                            barman-cloud-wal-archive -z does; prints the number of segments
+  sha256 FILE...            prints `SHA256 FILE` lines
+  ping                      waits (up to 60 s) until the bucket answers ListObjectsV2
+
+Synthetic segments are deterministic (same bytes on every run). Each is a 16 MiB PostgreSQL 15 WAL segment:
+a page header on each of its 2,048 8 KiB pages (the first one long: XLP_LONG_HEADER, system identifier,
+xlp_seg_size = 16 MiB, xlp_xlog_blcksz = 8192), BENCH_FILL_KIB KiB (default 1024) of record-like bytes
+(4 bits of entropy a byte, unique per segment) after the first header, and zeros after that, like a segment
+switched early (archive_timeout, pg_switch_wal) on a quiet server. S3 subcommands read the endpoint, bucket
+and credentials from BENCH_ENDPOINT, BENCH_BUCKET, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION.
+"""
+
+import gzip
+import hashlib
+import io
+import os
+import random
+import shutil
+import struct
+import sys
+import time
+
+PREFIX = os.environ.get("BENCH_PREFIX", "cnpg")
+SERVER = os.environ.get("BENCH_SERVER", "bench-db")
+FILL = int(os.environ.get("BENCH_FILL_KIB", "1024")) * 1024
+
+SEG_SIZE = 16 * 1024 * 1024
+PAGE = 8192
+SEGS_PER_LOG = 0x100000000 // SEG_SIZE
+TIMELINE = 1
+XLOG_PAGE_MAGIC = 0xD110  # PostgreSQL 15
+XLP_LONG_HEADER = 0x0002
+SYSID = 7438512960125829147
+# 16 values: record-like bytes that gzip compresses to about half.
+NIBBLES = bytes(range(256)).translate(bytes((b & 0x0F) * 17 for b in range(256)))
+
+
+def wal_name(seg):
+    return "%08X%08X%08X" % (TIMELINE, seg // SEGS_PER_LOG, seg % SEGS_PER_LOG)
+
+
+def segment(seg):
+    """The uncompressed bytes of segment number `seg`."""
+    buf = bytearray(SEG_SIZE)
+    base = seg * SEG_SIZE
+    for p in range(SEG_SIZE // PAGE):
+        off = p * PAGE
+        info = XLP_LONG_HEADER if p == 0 else 0
+        # XLogPageHeaderData: magic u16, info u16, tli u32, pageaddr u64, rem_len u32 (+4 padding)
+        struct.pack_into("<HHIQI", buf, off, XLOG_PAGE_MAGIC, info, TIMELINE, base + off, 0)
+        if p == 0:
+            # XLogLongPageHeaderData: sysid u64, seg_size u32, xlog_blcksz u32
+            struct.pack_into("<QII", buf, 24, SYSID, SEG_SIZE, PAGE)
+    fill = min(FILL, SEG_SIZE - 40)
+    if fill > 0:
+        rng = random.Random(seg)
+        data = rng.randbytes(fill).translate(NIBBLES)
+        # Keep the page headers: fill the page bodies only.
+        pos, i = 40, 0
+        while i < fill:
+            page_end = (pos // PAGE + 1) * PAGE
+            n = min(page_end - pos, fill - i)
+            buf[pos : pos + n] = data[i : i + n]
+            i += n
+            pos = page_end + 24
+    return bytes(buf)
+
+
+def gzip_like_barman(raw):
+    """gzip as barman-cloud-wal-archive -z does (barman's own compress(), default level)."""
+    try:
+        from barman.clients.cloud_compression import compress
+
+        out = compress(io.BytesIO(raw), "gzip", None)
+        return out.getvalue() if hasattr(out, "getvalue") else out.read()
+    except Exception:  # an older/newer barman: same format, python's gzip at its default level
+        return gzip.compress(raw)
+
+
+def wal_dir(bucket_dir, name):
+    return os.path.join(bucket_dir, PREFIX, SERVER, "wals", name[:16])
+
+
+def seed_fs(bucket_dir, n):
+    total = 0
+    for i in range(n):
+        name = wal_name(1 + i)
+        d = wal_dir(bucket_dir, name)
+        os.makedirs(d, exist_ok=True)
+        body = gzip_like_barman(segment(1 + i))
+        with open(os.path.join(d, name + ".gz"), "wb") as f:
+            f.write(body)
+        total += len(body)
+    print(
+        "%d segments %s .. %s, 16 MiB each (%d KiB of record-like bytes, zeros after), "
+        "gzip-compressed to %.1f KiB each on average (%.1f MiB in all)"
+        % (n, wal_name(1), wal_name(n), FILL // 1024, total / n / 1024, total / 1024 / 1024)
+    )
+
+
+def expected(n):
+    for i in range(n):
+        print(wal_name(1 + i), hashlib.sha256(segment(1 + i)).hexdigest())
+
+
+def is_segment(name):
+    return len(name) == 24 and all(c in "0123456789ABCDEF" for c in name)
+
+
+def archive_fs(src, bucket_dir):
+    n = 0
+    for name in sorted(os.listdir(src)):
+        path = os.path.join(src, name)
+        if not os.path.isfile(path):
+            continue
+        # barman puts segments and .backup/.partial files in the segment's folder, .history files in wals/
+        if is_segment(name[:24]):
+            folder = wal_dir(bucket_dir, name)
+        else:
+            folder = os.path.join(bucket_dir, PREFIX, SERVER, "wals")
+        os.makedirs(folder, exist_ok=True)
+        with open(path, "rb") as f:
+            raw = f.read()
+        with open(os.path.join(folder, name + ".gz"), "wb") as f:
+            f.write(gzip_like_barman(raw))
+        n += is_segment(name)
+    print(n)
+
+
+def s3():
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "s3",
+        endpoint_url=os.environ["BENCH_ENDPOINT"],
+        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 2}),
+    )
+
+
+def ping():
+    client = s3()
+    bucket = os.environ.get("BENCH_BUCKET", "bench")
+    deadline = time.time() + 60
+    while True:
+        try:
+            client.list_objects_v2(Bucket=bucket, MaxKeys=1)
+            return 0
+        except Exception as e:  # noqa: BLE001
+            if time.time() > deadline:
+                print("bucket %s does not answer: %s" % (bucket, e), file=sys.stderr)
+                return 1
+            time.sleep(0.1)
+
+
+def main(argv):
+    if not argv:
+        print(__doc__, file=sys.stderr)
+        return 2
+    cmd, args = argv[0], argv[1:]
+    if cmd == "seed-fs":
+        seed_fs(args[0], int(args[1]))
+    elif cmd == "expected":
+        expected(int(args[0]))
+    elif cmd == "archive-fs":
+        archive_fs(args[0], args[1])
+    elif cmd == "sha256":
+        for p in args:
+            with open(p, "rb") as f:
+                print(hashlib.sha256(f.read()).hexdigest(), p)
+    elif cmd == "ping":
+        return ping()
+    else:
+        print("unknown subcommand %s" % cmd, file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

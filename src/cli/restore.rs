@@ -1,0 +1,216 @@
+use super::{Outcome, print_json};
+use crate::catalog::{self, Scope};
+use crate::policy::{self, Policy};
+use crate::report::{self, Output};
+use crate::restore::postgres::{self as pgrestore, Target};
+use crate::restore::start;
+use crate::store::{self, Connection, StorageUrl};
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+#[derive(Args, Debug)]
+pub struct RestoreArgs {
+    #[command(subcommand)]
+    pub what: RestoreWhat,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RestoreWhat {
+    /// Restore a PostgreSQL base backup and set up point-in-time recovery to a target.
+    Postgres(PgArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct PgArgs {
+    /// The PostgresPolicy naming storage and server (or give --storage and --server).
+    #[arg(long, conflicts_with_all = ["storage", "server"])]
+    pub policy: Option<String>,
+    /// Policy file or folder.
+    #[arg(long, default_value = "policies", env = "OPENOVA_POLICIES")]
+    pub policies: PathBuf,
+    /// The Barman Cloud archive: s3://BUCKET/PREFIX or file:///PATH.
+    #[arg(long, requires = "server")]
+    pub storage: Option<String>,
+    /// The server folder under the storage prefix.
+    #[arg(long, requires = "storage")]
+    pub server: Option<String>,
+    /// S3 endpoint for --storage (default: OPENOVA_S3_ENDPOINT, else AWS).
+    #[arg(long)]
+    pub endpoint: Option<String>,
+    /// `latest`, or a time (RFC 3339, e.g. 2026-11-25T03:00:00Z) inside the recoverable window.
+    #[arg(long, value_parser = parse_target)]
+    pub to: Target,
+    /// Where to restore (must be empty or absent).
+    #[arg(long)]
+    pub target_dir: PathBuf,
+    /// Print the plan (backup, WAL range, bytes) and touch nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Start a local PostgreSQL on the restored data and wait until it reached the target.
+    #[arg(long)]
+    pub start: bool,
+    /// Port for --start.
+    #[arg(long, default_value_t = 5432)]
+    pub port: u16,
+    /// Give up waiting for recovery after this many seconds.
+    #[arg(long, default_value_t = 3600)]
+    pub timeout: u64,
+}
+
+fn parse_target(s: &str) -> Result<Target, String> {
+    if s == "latest" {
+        return Ok(Target::Latest);
+    }
+    super::status::parse_time(s).map(Target::Time)
+}
+
+pub async fn run(args: RestoreArgs, output: Output) -> anyhow::Result<Outcome> {
+    let RestoreWhat::Postgres(a) = args.what;
+    let (url, conn, server) = source(&a)?;
+    let store = store::open(&url, &conn).await?;
+    let progress = report::progress(&format!("reading {url}"));
+    let scope = Scope {
+        velero: false,
+        servers: Some(vec![server.clone()]),
+    };
+    let cat = catalog::load(store.as_ref(), &scope, 16).await;
+    progress.finish();
+    let cat = cat.with_context(|| format!("reading the catalog of {url}"))?;
+    let Some((server_cat, window)) = cat.barman.first() else {
+        bail!("no server {server} in {url}")
+    };
+    let plan = pgrestore::plan(server_cat, window, a.to)?;
+    let mut report =
+        serde_json::json!({ "schema": "openova.restore/v1", "plan": plan, "dry_run": a.dry_run });
+    if output == Output::Text {
+        print_plan(&plan, &a.target_dir, a.dry_run);
+    }
+    if !a.dry_run {
+        let fetch = Instant::now();
+        let progress = report::progress(&format!(
+            "downloading and extracting base backup {}",
+            plan.backup_id
+        ));
+        let got = pgrestore::download_and_extract(store.as_ref(), &plan, &a.target_dir).await;
+        progress.finish();
+        let bytes = got?;
+        report["fetch_seconds"] = fetch.elapsed().as_secs_f64().into();
+        report["fetched_bytes"] = bytes.into();
+        let command = restore_command(&a.target_dir, &url, &server, conn.endpoint.as_deref())?;
+        pgrestore::write_recovery(&a.target_dir, &plan, &command, &[])?;
+        if output == Output::Text {
+            println!(
+                "base backup extracted into {} ({bytes} bytes, {:.1}s); recovery.signal written",
+                a.target_dir.display(),
+                fetch.elapsed().as_secs_f64()
+            );
+        }
+        if a.start {
+            start::hand_over(&a.target_dir)?;
+            start::hand_over(&helper_dir(&a.target_dir))?;
+            let dir = a.target_dir.clone();
+            let (major, port, timeout) = (plan.pg_major, a.port, Duration::from_secs(a.timeout));
+            let reached = tokio::task::spawn_blocking(move || {
+                start::start_and_wait(&dir, major, port, timeout)
+            })
+            .await??;
+            if output == Output::Text {
+                println!(
+                    "recovery finished in {:.1}s; last replayed transaction {}; PostgreSQL is running on port {} (socket in {})",
+                    reached.replay_seconds,
+                    reached.last_replayed.as_deref().unwrap_or("none"),
+                    reached.port,
+                    a.target_dir.display()
+                );
+            }
+            report["reached"] = serde_json::to_value(&reached)?;
+        }
+    }
+    if output == Output::Json {
+        print_json(&report)?;
+    }
+    Ok(Outcome::Ok)
+}
+
+fn source(a: &PgArgs) -> anyhow::Result<(StorageUrl, Connection, String)> {
+    if let (Some(url), Some(server)) = (&a.storage, &a.server) {
+        let conn = Connection {
+            endpoint: a.endpoint.clone(),
+            ..Connection::default()
+        }
+        .with_env();
+        return Ok((StorageUrl::parse(url)?, conn, server.clone()));
+    }
+    let Some(name) = &a.policy else {
+        bail!("give --policy NAME, or --storage URL and --server NAME")
+    };
+    let picked = policy::select(policy::load(&a.policies)?, Some(name))?;
+    match &picked[0].policy {
+        Policy::PostgresPolicy(p) => Ok((
+            p.storage.parsed_url(),
+            p.storage.connection(),
+            p.server_name.clone(),
+        )),
+        Policy::VeleroPolicy(_) => {
+            bail!("policy {name} is a VeleroPolicy; restore postgres needs a PostgresPolicy")
+        }
+    }
+}
+
+/// Beside the target: a copy of this binary the postgres user can run, and the WAL spool.
+fn helper_dir(target: &Path) -> PathBuf {
+    let name = target
+        .file_name()
+        .map_or_else(|| "restore".into(), |n| n.to_string_lossy().into_owned());
+    target.with_file_name(format!(".{name}.openova"))
+}
+
+fn restore_command(
+    target: &Path,
+    url: &StorageUrl,
+    server: &str,
+    endpoint: Option<&str>,
+) -> anyhow::Result<String> {
+    let dir = helper_dir(target);
+    std::fs::create_dir_all(dir.join("spool"))?;
+    let exe = dir.join("openova");
+    std::fs::copy(std::env::current_exe()?, &exe)
+        .context("copying openova beside the target for restore_command")?;
+    let endpoint = endpoint
+        .map(|e| format!(" --endpoint {e}"))
+        .unwrap_or_default();
+    Ok(format!(
+        "{} wal-get %f %p --storage {url} --server {server}{endpoint} --spool-dir {}",
+        exe.display(),
+        dir.join("spool").display()
+    ))
+}
+
+fn print_plan(p: &pgrestore::Plan, dir: &Path, dry_run: bool) {
+    let target = match p.target {
+        Target::Latest => "latest".to_string(),
+        Target::Time(t) => report::time(t),
+    };
+    println!("restore {} to {target}", p.server);
+    println!(
+        "  base backup {} (ended {}), timeline {}",
+        p.backup_id,
+        report::time(p.backup_end),
+        p.timeline
+    );
+    println!(
+        "  WAL {} .. {} (fetched by openova wal-get during recovery)",
+        p.wal_from, p.wal_to
+    );
+    println!(
+        "  download {} bytes in {} object(s) into {}",
+        p.download_bytes,
+        p.objects.len(),
+        dir.display()
+    );
+    if dry_run {
+        println!("  dry run: nothing downloaded or written");
+    }
+}

@@ -1,0 +1,235 @@
+//! PostgreSQL point-in-time restore from a Barman Cloud archive.
+
+use crate::barman::{BaseBackup, ServerCatalog, Window, window::Range};
+use crate::report::time;
+use crate::store::{self, ObjectStore};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// Where recovery should stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Target {
+    Latest,
+    Time(DateTime<Utc>),
+}
+
+/// What a restore will do: the backup chosen, the WAL needed, the bytes to fetch.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub server: String,
+    pub target: Target,
+    pub backup_id: String,
+    pub backup_end: DateTime<Utc>,
+    pub timeline: u32,
+    pub wal_from: String,
+    pub wal_to: String,
+    pub download_bytes: u64,
+    pub objects: Vec<String>,
+    pub pg_major: Option<u32>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("target {target} is outside the recoverable window of {server}: {window}")]
+    OutsideWindow {
+        server: String,
+        target: String,
+        window: String,
+    },
+    #[error("base backup {0} has tablespaces; restoring tablespaces is not supported yet")]
+    Tablespaces(String),
+    #[error("base backup {id}: {key} is not a tar archive openova can read ({why})")]
+    BadArchive {
+        id: String,
+        key: String,
+        why: String,
+    },
+    #[error("{what} {path}: {source}")]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("target directory {0} is not empty; restore into an empty or new directory")]
+    NotEmpty(PathBuf),
+    #[error(transparent)]
+    Store(#[from] store::Error),
+}
+
+fn describe(window: &Window) -> String {
+    let spans = crate::barman::window::merged(&window.ranges);
+    if spans.is_empty() {
+        return "nothing is restorable (no DONE backup with its WAL)".into();
+    }
+    let parts: Vec<String> = spans
+        .iter()
+        .map(|(a, b)| format!("{} .. {}", time(*a), time(*b)))
+        .collect();
+    format!("restorable {}", parts.join(", "))
+}
+
+/// Chooses the newest restorable DONE backup that ended at or before the target, whose range
+/// reaches the target.
+pub fn plan(cat: &ServerCatalog, window: &Window, target: Target) -> Result<Plan, Error> {
+    let fits = |r: &&Range| match target {
+        Target::Latest => true,
+        Target::Time(t) => r.from <= t && t <= r.to,
+    };
+    let best = window
+        .ranges
+        .iter()
+        .filter(fits)
+        .max_by_key(|r| (r.from, r.to));
+    let best = match target {
+        // Latest: the range reaching furthest, then the newest base.
+        Target::Latest => window.ranges.iter().max_by_key(|r| (r.to, r.from)),
+        Target::Time(_) => best,
+    };
+    let Some(range) = best else {
+        let target = match target {
+            Target::Latest => "latest".to_string(),
+            Target::Time(t) => time(t),
+        };
+        return Err(Error::OutsideWindow {
+            server: cat.server.clone(),
+            target,
+            window: describe(window),
+        });
+    };
+    let b: &BaseBackup = cat
+        .backups
+        .iter()
+        .find(|b| b.id == range.backup_id)
+        .expect("ranges come from backups");
+    let info = b.info.as_ref().expect("ranges come from DONE backups");
+    if info
+        .other
+        .get("tablespaces")
+        .is_some_and(|t| t != "None" && t != "[]")
+    {
+        return Err(Error::Tablespaces(b.id.clone()));
+    }
+    let objects: Vec<String> = b
+        .objects
+        .iter()
+        .filter(|o| is_data(&o.key))
+        .map(|o| o.key.clone())
+        .collect();
+    Ok(Plan {
+        server: cat.server.clone(),
+        target,
+        backup_id: b.id.clone(),
+        backup_end: range.from,
+        timeline: info.timeline.unwrap_or(1),
+        wal_from: info.begin_wal.clone().unwrap_or_default(),
+        wal_to: range.last_segment.clone(),
+        download_bytes: b
+            .objects
+            .iter()
+            .filter(|o| is_data(&o.key))
+            .map(|o| o.size)
+            .sum(),
+        objects,
+        pg_major: info.version.map(|v| v / 10000),
+    })
+}
+
+fn is_data(key: &str) -> bool {
+    let file = key.rsplit('/').next().unwrap_or_default();
+    file.starts_with("data.tar") || file.starts_with("data_")
+}
+
+/// Downloads the base backup and extracts it into `dir` (which must be empty or absent).
+/// Returns the bytes downloaded.
+pub async fn download_and_extract(
+    store: &dyn ObjectStore,
+    plan: &Plan,
+    dir: &Path,
+) -> Result<u64, Error> {
+    let io = |what, path: &Path| {
+        let path = path.to_path_buf();
+        move |source| Error::Io { what, path, source }
+    };
+    if dir.exists()
+        && std::fs::read_dir(dir)
+            .map_err(io("reading", dir))?
+            .next()
+            .is_some()
+    {
+        return Err(Error::NotEmpty(dir.to_path_buf()));
+    }
+    std::fs::create_dir_all(dir).map_err(io("creating", dir))?;
+    let mut total = 0;
+    let mut keys = plan.objects.clone();
+    keys.sort();
+    for key in &keys {
+        let body = store.get(key).await?;
+        total += body.len() as u64;
+        extract(&plan.backup_id, key, &body, dir)?;
+    }
+    // barman-cloud-backup leaves pg_wal's content out; PostgreSQL needs the folder.
+    std::fs::create_dir_all(dir.join("pg_wal")).map_err(io("creating", &dir.join("pg_wal")))?;
+    let _ = std::fs::remove_file(dir.join("postmaster.pid"));
+    Ok(total)
+}
+
+fn extract(id: &str, key: &str, body: &[u8], dir: &Path) -> Result<(), Error> {
+    let bad = |why: String| Error::BadArchive {
+        id: id.to_string(),
+        key: key.to_string(),
+        why,
+    };
+    let reader: Box<dyn Read + '_> = match key.rsplit('.').next() {
+        Some("gz") => Box::new(flate2::read::GzDecoder::new(body)),
+        Some("bz2") => Box::new(bzip2::read::BzDecoder::new(body)),
+        Some("snappy") => Box::new(snap::read::FrameDecoder::new(body)),
+        Some("tar") => Box::new(body),
+        other => return Err(bad(format!("unknown compression {other:?}"))),
+    };
+    let mut archive = tar::Archive::new(reader);
+    archive.set_preserve_permissions(true);
+    archive.unpack(dir).map_err(|e| bad(e.to_string()))
+}
+
+/// The recovery settings appended to `postgresql.auto.conf`, and `recovery.signal`.
+pub fn write_recovery(
+    dir: &Path,
+    plan: &Plan,
+    restore_command: &str,
+    extra: &[String],
+) -> Result<(), Error> {
+    let io = |path: PathBuf| {
+        move |source| Error::Io {
+            what: "writing",
+            path,
+            source,
+        }
+    };
+    let mut conf = String::from("\n# written by openova restore\n");
+    conf += &format!(
+        "restore_command = '{}'\n",
+        restore_command.replace('\'', "''")
+    );
+    if let Target::Time(t) = plan.target {
+        conf += &format!(
+            "recovery_target_time = '{}'\n",
+            t.format("%Y-%m-%d %H:%M:%S%.6f+00")
+        );
+    }
+    conf += "recovery_target_action = 'promote'\nrecovery_target_timeline = 'latest'\n";
+    // Never write into the production archive from a restored instance.
+    conf += "archive_mode = 'off'\n";
+    for line in extra {
+        conf += line;
+        conf.push('\n');
+    }
+    let auto = dir.join("postgresql.auto.conf");
+    let mut text = std::fs::read_to_string(&auto).unwrap_or_default();
+    text += &conf;
+    std::fs::write(&auto, text).map_err(io(auto))?;
+    std::fs::write(dir.join("recovery.signal"), "").map_err(io(dir.join("recovery.signal")))
+}
