@@ -98,7 +98,13 @@ pub async fn run(args: RestoreArgs, output: Output) -> anyhow::Result<Outcome> {
         let bytes = got?;
         report["fetch_seconds"] = fetch.elapsed().as_secs_f64().into();
         report["fetched_bytes"] = bytes.into();
-        let command = restore_command(&a.target_dir, &url, &server, conn.endpoint.as_deref())?;
+        let command = restore_command(
+            &a.target_dir,
+            &url,
+            &server,
+            conn.endpoint.as_deref(),
+            &plan.wal_to,
+        )?;
         pgrestore::write_recovery(&a.target_dir, &plan, &command, &[])?;
         if output == Output::Text {
             println!(
@@ -172,6 +178,7 @@ fn restore_command(
     url: &StorageUrl,
     server: &str,
     endpoint: Option<&str>,
+    needed_until: &str,
 ) -> anyhow::Result<String> {
     let dir = helper_dir(target);
     std::fs::create_dir_all(dir.join("spool"))?;
@@ -182,7 +189,7 @@ fn restore_command(
         .map(|e| format!(" --endpoint {e}"))
         .unwrap_or_default();
     Ok(format!(
-        "{} wal-get %f %p --storage {url} --server {server}{endpoint} --spool-dir {}",
+        "{} wal-get %f %p --storage {url} --server {server}{endpoint} --spool-dir {} --needed-until {needed_until}",
         exe.display(),
         dir.join("spool").display()
     ))

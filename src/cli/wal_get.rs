@@ -23,6 +23,10 @@ pub struct WalGetArgs {
     /// How many following segments to fetch ahead into the spool.
     #[arg(long, default_value_t = 8)]
     pub prefetch: usize,
+    /// The last segment the restore plan needs (set by `openova restore`): a segment up to it
+    /// (same timeline) that is missing is an error, not the end of recovery.
+    #[arg(long)]
+    pub needed_until: Option<String>,
     /// Where prefetched segments wait (default: $TMPDIR/openova-wal-spool-SERVER).
     #[arg(long)]
     pub spool_dir: Option<PathBuf>,
@@ -57,6 +61,14 @@ pub async fn run(args: WalGetArgs) -> anyhow::Result<Outcome> {
     };
     match result.await {
         Ok(true) => Ok(Outcome::Ok),
+        Ok(false) if needed(&args.wal_name, args.needed_until.as_deref()) => {
+            let until = args.needed_until.as_deref().unwrap_or_default();
+            eprintln!(
+                "openova wal-get: ERROR: {} is missing from the archive {}/{}, but the restore needs every segment up to {until}",
+                args.wal_name, args.storage, args.server
+            );
+            Ok(Outcome::WalError)
+        }
         Ok(false) => {
             eprintln!(
                 "openova wal-get: {} is not in the archive {}/{}",
@@ -69,4 +81,12 @@ pub async fn run(args: WalGetArgs) -> anyhow::Result<Outcome> {
             Ok(Outcome::WalError)
         }
     }
+}
+
+/// Whether `name` is a segment at or before `until` on the same timeline.
+fn needed(name: &str, until: Option<&str>) -> bool {
+    let (Some(until), Some(a)) = (until, crate::barman::wal::split_segment(name)) else {
+        return false;
+    };
+    crate::barman::wal::split_segment(until).is_some_and(|b| a.0 == b.0 && (a.1, a.2) <= (b.1, b.2))
 }

@@ -69,7 +69,23 @@ fn describe(window: &Window) -> String {
         .iter()
         .map(|(a, b)| format!("{} .. {}", time(*a), time(*b)))
         .collect();
-    format!("restorable {}", parts.join(", "))
+    let gaps: Vec<String> = window
+        .gaps
+        .iter()
+        .map(|g| match g.count {
+            1 => format!("segment {} is missing", g.first_missing),
+            _ => format!(
+                "segments {} .. {} are missing",
+                g.first_missing, g.last_missing
+            ),
+        })
+        .collect();
+    let gaps = if gaps.is_empty() {
+        String::new()
+    } else {
+        format!(" (WAL gap: {})", gaps.join("; "))
+    };
+    format!("restorable {}{gaps}", parts.join(", "))
 }
 
 /// Chooses the newest restorable DONE backup that ended at or before the target, whose range

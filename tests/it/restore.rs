@@ -56,7 +56,7 @@ fn point_in_time_restore_brings_back_exactly_the_rows_up_to_the_target() {
     let seg = pg.switch_wal();
     pg.wait_archived(&seg);
     pg.base_backup();
-    let mut times = Vec::new();
+    let (mut times, mut segments_after) = (Vec::new(), Vec::new());
     for label in ["b", "c", "d"] {
         std::thread::sleep(Duration::from_millis(1100));
         pg.insert_sentinel(label);
@@ -65,7 +65,7 @@ fn point_in_time_restore_brings_back_exactly_the_rows_up_to_the_target() {
         ));
         times.push(pg_time(at.lines().last().unwrap_or_default()));
         pg.write_rows(10);
-        pg.switch_wal();
+        segments_after.push(pg.switch_wal());
     }
     let last = pg.switch_wal();
     pg.wait_archived(&last);
@@ -156,6 +156,73 @@ fn point_in_time_restore_brings_back_exactly_the_rows_up_to_the_target() {
     stop(&dir);
     assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(got, ["a-before-backup", "b", "c", "d"], "{run:?}");
+
+    // A corrupt (truncated) segment that recovery needs: the restore fails loudly, naming it,
+    // instead of ending recovery early and promoting.
+    let keys = s3.list_keys(&format!("cnpg/{server}/wals/"));
+    let victim = keys
+        .iter()
+        .find(|k| k.ends_with(&segments_after[1]))
+        .unwrap()
+        .clone();
+    let body = s3.get(&victim);
+    s3.put(&victim, &body[..body.len() / 3]);
+    let dir = work.path().join("corrupt");
+    let port = free_port().to_string();
+    let run = openova(
+        Some(&s3),
+        &[
+            &args[..],
+            &[
+                "--target-dir",
+                dir.to_str().unwrap(),
+                "--start",
+                "--port",
+                &port,
+                "--timeout",
+                "120",
+            ],
+        ]
+        .concat(),
+    );
+    stop(&dir);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr
+            .contains(&format!("ERROR restoring {}", segments_after[1]))
+            && run.stderr.contains("truncated or corrupt"),
+        "{run:?}"
+    );
+
+    // A missing segment: a target past it is outside the window, and the message names it.
+    s3.delete(&victim);
+    let to = times[2].to_rfc3339();
+    let args = [
+        "restore",
+        "postgres",
+        "--storage",
+        &url,
+        "--server",
+        &server,
+        "--endpoint",
+        &ep,
+        "--to",
+        &to,
+    ];
+    let run = openova(
+        Some(&s3),
+        &[
+            &args[..],
+            &["--target-dir", work.path().join("gap").to_str().unwrap()],
+        ]
+        .concat(),
+    );
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr
+            .contains(&format!("segment {} is missing", segments_after[1])),
+        "{run:?}"
+    );
 
     // Outside the window: before the backup ended.
     let early = (times[0] - chrono::TimeDelta::hours(1)).to_rfc3339();

@@ -86,6 +86,30 @@ fn same_bytes_as_barman_on(kind: S3Kind, compression: &str) {
     let run = wal_get(&s3, &server, missing, &dir.path().join("m"), &spool);
     assert_eq!(run.code, 1, "{run:?}");
     assert!(!dir.path().join("m").exists());
+    // Inside what the restore plan needs, a missing segment is an error, not the end of recovery.
+    let (d, sp) = (dir.path().join("m"), spool.to_str().unwrap().to_string());
+    let (url, ep) = (s3.url("cnpg"), s3.endpoint());
+    let args = [
+        "wal-get",
+        missing,
+        d.to_str().unwrap(),
+        "--storage",
+        &url,
+        "--server",
+        &server,
+        "--endpoint",
+        &ep,
+        "--spool-dir",
+        &sp,
+        "--needed-until",
+        "0000000100000000000000FF",
+    ];
+    let run = openova(Some(&s3), &args);
+    assert_eq!(run.code, 255, "{run:?}");
+    assert!(
+        run.stderr.contains("is missing from the archive"),
+        "{run:?}"
+    );
 
     // A truncated upload: half of a real compressed object under a fresh segment name.
     let key = s3
