@@ -20,6 +20,33 @@ pub struct RestoreArgs {
 pub enum RestoreWhat {
     /// Restore a PostgreSQL base backup and set up point-in-time recovery to a target.
     Postgres(PgArgs),
+    /// Write a Velero backup's objects as YAML files, in Velero's restore order (offline: no cluster needed).
+    Velero(VeleroArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct VeleroArgs {
+    /// The backup's name, or `latest` (the newest Completed backup of the policy, or of the storage).
+    #[arg(long)]
+    pub backup: String,
+    /// The VeleroPolicy naming the storage (or give --storage).
+    #[arg(long, conflicts_with = "storage")]
+    pub policy: Option<String>,
+    /// Policy file or folder.
+    #[arg(long, default_value = "policies", env = "OPENOVA_POLICIES")]
+    pub policies: PathBuf,
+    /// The Velero storage: s3://BUCKET/PREFIX or file:///PATH.
+    #[arg(long)]
+    pub storage: Option<String>,
+    /// S3 endpoint for --storage (default: OPENOVA_S3_ENDPOINT, else AWS).
+    #[arg(long)]
+    pub endpoint: Option<String>,
+    /// Where to write the YAML files (must be empty or absent).
+    #[arg(long)]
+    pub extract: PathBuf,
+    /// Only these namespaces (repeatable); their Namespace objects and all CRDs come along.
+    #[arg(long = "namespace")]
+    pub namespaces: Vec<String>,
 }
 
 #[derive(Args, Debug)]
@@ -67,7 +94,10 @@ fn parse_target(s: &str) -> Result<Target, String> {
 }
 
 pub async fn run(args: RestoreArgs, output: Output) -> anyhow::Result<Outcome> {
-    let RestoreWhat::Postgres(a) = args.what;
+    let a = match args.what {
+        RestoreWhat::Postgres(a) => a,
+        RestoreWhat::Velero(v) => return velero(v, output).await,
+    };
     let (url, conn, server) = source(&a)?;
     let store = store::open(&url, &conn).await?;
     let progress = report::progress(&format!("reading {url}"));
@@ -220,4 +250,95 @@ fn print_plan(p: &pgrestore::Plan, dir: &Path, dry_run: bool) {
     if dry_run {
         println!("  dry run: nothing downloaded or written");
     }
+}
+
+async fn velero(a: VeleroArgs, output: Output) -> anyhow::Result<Outcome> {
+    let (url, conn) = match (&a.storage, &a.policy) {
+        (Some(url), _) => (
+            StorageUrl::parse(url)?,
+            Connection {
+                endpoint: a.endpoint.clone(),
+                ..Connection::default()
+            }
+            .with_env(),
+        ),
+        (None, Some(name)) => {
+            match &policy::select(policy::load(&a.policies)?, Some(name))?[0].policy {
+                Policy::VeleroPolicy(p) => (p.storage.parsed_url(), p.storage.connection()),
+                Policy::PostgresPolicy(_) => {
+                    bail!("policy {name} is a PostgresPolicy; restore velero needs a VeleroPolicy")
+                }
+            }
+        }
+        (None, None) => bail!("give --policy NAME or --storage URL"),
+    };
+    let store = store::open(&url, &conn).await?;
+    let cat = catalog::load(
+        store.as_ref(),
+        &Scope {
+            velero: true,
+            servers: Some(vec![]),
+        },
+        16,
+    )
+    .await?;
+    let all = cat.velero.unwrap_or_default();
+    let candidates: Vec<&crate::velero::VeleroBackup> = match &a.policy {
+        Some(name) => crate::status::velero_backups_of(name, &all),
+        None => all.iter().collect(),
+    };
+    let chosen = if a.backup == "latest" {
+        candidates
+            .into_iter()
+            .filter(|b| b.is_completed())
+            .max_by_key(|b| b.start)
+    } else {
+        all.iter().find(|b| b.name == a.backup)
+    };
+    let Some(b) = chosen else {
+        bail!(
+            "no backup {} in {url} (run `openova catalog --storage {url}` to list them)",
+            a.backup
+        )
+    };
+    if let Some(why) = &b.unreadable {
+        bail!("backup {} is unreadable: {why}", b.name);
+    }
+    let key = format!("backups/{0}/{0}.tar.gz", b.name);
+    let progress = report::progress(&format!("downloading {key}"));
+    let tarball = store.get(&key).await;
+    progress.finish();
+    let tarball = tarball.with_context(|| format!("backup {}", b.name))?;
+    let (items, _) = crate::velero::tarball::read_items(tarball.as_ref())
+        .with_context(|| format!("reading {key}: truncated or corrupt tarball"))?;
+    let groups =
+        crate::restore::velero::ordered(crate::restore::velero::filter(items, &a.namespaces));
+    let files = crate::restore::velero::write(&a.extract, &groups)?;
+    match output {
+        Output::Json => print_json(&serde_json::json!({
+            "schema": "openova.restore-velero/v1",
+            "backup": b.name,
+            "phase": b.phase,
+            "files": files,
+        }))?,
+        Output::Text => {
+            println!(
+                "backup {} ({}): {} objects written to {} in restore order",
+                b.name,
+                b.phase.as_deref().unwrap_or("-"),
+                files.len(),
+                a.extract.display()
+            );
+            for (gr, items) in &groups {
+                println!("  {gr}: {}", items.len());
+            }
+            if b.phase.as_deref() != Some("Completed") {
+                println!(
+                    "  note: the backup's phase is {}, not Completed: some objects may be missing",
+                    b.phase.as_deref().unwrap_or("unknown")
+                );
+            }
+        }
+    }
+    Ok(Outcome::Ok)
 }

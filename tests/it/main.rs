@@ -10,6 +10,7 @@ mod cli;
 mod errors;
 mod harness;
 mod restore;
+mod restore_velero;
 mod retention;
 mod retention_safety;
 mod store;
