@@ -8,7 +8,7 @@ use crate::store::{self, Connection, StorageUrl};
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[derive(Args, Debug)]
 pub struct RestoreArgs {
@@ -118,16 +118,14 @@ pub async fn run(args: RestoreArgs, output: Output) -> anyhow::Result<Outcome> {
         print_plan(&plan, &a.target_dir, a.dry_run);
     }
     if !a.dry_run {
-        let fetch = Instant::now();
         let progress = report::progress(&format!(
             "downloading and extracting base backup {}",
             plan.backup_id
         ));
         let got = pgrestore::download_and_extract(store.as_ref(), &plan, &a.target_dir).await;
         progress.finish();
-        let bytes = got?;
-        report["fetch_seconds"] = fetch.elapsed().as_secs_f64().into();
-        report["fetched_bytes"] = bytes.into();
+        let got = got?;
+        report["fetched"] = serde_json::to_value(&got)?;
         let command = restore_command(
             &a.target_dir,
             &url,
@@ -138,9 +136,11 @@ pub async fn run(args: RestoreArgs, output: Output) -> anyhow::Result<Outcome> {
         pgrestore::write_recovery(&a.target_dir, &plan, &command, &[])?;
         if output == Output::Text {
             println!(
-                "base backup extracted into {} ({bytes} bytes, {:.1}s); recovery.signal written",
+                "base backup extracted into {} ({} bytes; download {:.1}s, extract {:.1}s); recovery.signal written",
                 a.target_dir.display(),
-                fetch.elapsed().as_secs_f64()
+                got.bytes,
+                got.download_seconds,
+                got.extract_seconds
             );
         }
         if a.start {
@@ -154,7 +154,7 @@ pub async fn run(args: RestoreArgs, output: Output) -> anyhow::Result<Outcome> {
             .await??;
             if output == Output::Text {
                 println!(
-                    "recovery finished in {:.1}s; last replayed transaction {}; PostgreSQL is running on port {} (socket in {})",
+                    "WAL replay finished in {:.1}s; last replayed transaction {}; PostgreSQL is running on port {} (socket in {})",
                     reached.replay_seconds,
                     reached.last_replayed.as_deref().unwrap_or("none"),
                     reached.port,

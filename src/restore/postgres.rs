@@ -159,13 +159,21 @@ fn is_data(key: &str) -> bool {
     file.starts_with("data.tar") || file.starts_with("data_")
 }
 
+/// What fetching the base backup took.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Fetched {
+    pub bytes: u64,
+    pub download_seconds: f64,
+    pub extract_seconds: f64,
+}
+
 /// Downloads the base backup and extracts it into `dir` (which must be empty or absent).
 /// Returns the bytes downloaded.
 pub async fn download_and_extract(
     store: &dyn ObjectStore,
     plan: &Plan,
     dir: &Path,
-) -> Result<u64, Error> {
+) -> Result<Fetched, Error> {
     let io = |what, path: &Path| {
         let path = path.to_path_buf();
         move |source| Error::Io { what, path, source }
@@ -179,18 +187,22 @@ pub async fn download_and_extract(
         return Err(Error::NotEmpty(dir.to_path_buf()));
     }
     std::fs::create_dir_all(dir).map_err(io("creating", dir))?;
-    let mut total = 0;
+    let mut got = Fetched::default();
     let mut keys = plan.objects.clone();
     keys.sort();
     for key in &keys {
+        let t = std::time::Instant::now();
         let body = store.get(key).await?;
-        total += body.len() as u64;
+        got.download_seconds += t.elapsed().as_secs_f64();
+        got.bytes += body.len() as u64;
+        let t = std::time::Instant::now();
         extract(&plan.backup_id, key, &body, dir)?;
+        got.extract_seconds += t.elapsed().as_secs_f64();
     }
     // barman-cloud-backup leaves pg_wal's content out; PostgreSQL needs the folder.
     std::fs::create_dir_all(dir.join("pg_wal")).map_err(io("creating", &dir.join("pg_wal")))?;
     let _ = std::fs::remove_file(dir.join("postmaster.pid"));
-    Ok(total)
+    Ok(got)
 }
 
 fn extract(id: &str, key: &str, body: &[u8], dir: &Path) -> Result<(), Error> {
