@@ -81,6 +81,10 @@ pub struct PgArgs {
     /// Port for --start.
     #[arg(long, default_value_t = 5432)]
     pub port: u16,
+    /// Use this restore_command instead of `openova wal-get` (e.g. barman-cloud-wal-restore, for a
+    /// comparison); `%f` and `%p` as PostgreSQL expands them.
+    #[arg(long)]
+    pub restore_command: Option<String>,
     /// Give up waiting for recovery after this many seconds.
     #[arg(long, default_value_t = 3600)]
     pub timeout: u64,
@@ -126,13 +130,16 @@ pub async fn run(args: RestoreArgs, output: Output) -> anyhow::Result<Outcome> {
         progress.finish();
         let got = got?;
         report["fetched"] = serde_json::to_value(&got)?;
-        let command = restore_command(
-            &a.target_dir,
-            &url,
-            &server,
-            conn.endpoint.as_deref(),
-            &plan.wal_to,
-        )?;
+        let command = match &a.restore_command {
+            Some(c) => c.clone(),
+            None => restore_command(
+                &a.target_dir,
+                &url,
+                &server,
+                conn.endpoint.as_deref(),
+                &plan.wal_to,
+            )?,
+        };
         pgrestore::write_recovery(&a.target_dir, &plan, &command, &[])?;
         if output == Output::Text {
             println!(
@@ -145,7 +152,9 @@ pub async fn run(args: RestoreArgs, output: Output) -> anyhow::Result<Outcome> {
         }
         if a.start {
             start::hand_over(&a.target_dir)?;
-            start::hand_over(&helper_dir(&a.target_dir))?;
+            if a.restore_command.is_none() {
+                start::hand_over(&helper_dir(&a.target_dir))?;
+            }
             let dir = a.target_dir.clone();
             let (major, port, timeout) = (plan.pg_major, a.port, Duration::from_secs(a.timeout));
             let reached = tokio::task::spawn_blocking(move || {
