@@ -224,6 +224,34 @@ fn point_in_time_restore_brings_back_exactly_the_rows_up_to_the_target() {
         "{run:?}"
     );
 
+    // Outside the window: after the newest WAL.
+    let late = (chrono::Utc::now() + chrono::TimeDelta::hours(1)).to_rfc3339();
+    let args_late = [
+        "restore",
+        "postgres",
+        "--storage",
+        &url,
+        "--server",
+        &server,
+        "--endpoint",
+        &ep,
+        "--to",
+        &late,
+    ];
+    let run = openova(
+        Some(&s3),
+        &[
+            &args_late[..],
+            &["--target-dir", work.path().join("y").to_str().unwrap()],
+        ]
+        .concat(),
+    );
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr.contains("is outside the recoverable window"),
+        "{run:?}"
+    );
+
     // Outside the window: before the backup ended.
     let early = (times[0] - chrono::TimeDelta::hours(1)).to_rfc3339();
     let args = [
