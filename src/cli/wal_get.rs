@@ -39,6 +39,18 @@ pub async fn run(args: WalGetArgs) -> anyhow::Result<Outcome> {
         .spool_dir
         .clone()
         .unwrap_or_else(|| std::env::temp_dir().join(format!("openova-wal-spool-{}", args.server)));
+    // Most calls are served from the spool: answer those before building an S3 client.
+    match wal::from_spool(&spool, &args.wal_name, &args.dest) {
+        Ok(true) => return Ok(Outcome::Ok),
+        Ok(false) => {}
+        Err(e) => {
+            eprintln!(
+                "openova wal-get: ERROR restoring {} from the spool: {e:#}",
+                args.wal_name
+            );
+            return Ok(Outcome::WalError);
+        }
+    }
     let result = async {
         let url = StorageUrl::parse(&args.storage)?;
         let conn = Connection {

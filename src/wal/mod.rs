@@ -143,6 +143,26 @@ pub fn write_atomic(dest: &Path, data: &[u8]) -> Result<(), Error> {
     std::fs::rename(&tmp, dest).map_err(io)
 }
 
+/// Serves `name` from the spool when a previous call prefetched it: a rename, no network. Called
+/// before anything else (even before the store client is built), since most calls end here.
+pub fn from_spool(spool: &Path, name: &str, dest: &Path) -> Result<bool, Error> {
+    let spooled = spool.join(name);
+    if !spooled.is_file() {
+        return Ok(false);
+    }
+    if std::fs::rename(&spooled, dest).is_ok() {
+        return Ok(true);
+    }
+    // Another filesystem: copy then remove.
+    let data = std::fs::read(&spooled).map_err(|source| Error::Io {
+        path: spooled.clone(),
+        source,
+    })?;
+    write_atomic(dest, &data)?;
+    let _ = std::fs::remove_file(&spooled);
+    Ok(true)
+}
+
 /// The next `n` segment names after `name` on its timeline.
 fn following(name: &str, n: usize, segment_size: u64) -> Vec<String> {
     let Some((tl, log, seg)) = wal::split_segment(name) else {
@@ -164,19 +184,7 @@ pub async fn get(
     spool: &Path,
     prefetch: usize,
 ) -> Result<bool, Error> {
-    let spooled = spool.join(name);
-    if spooled.is_file() {
-        let moved = std::fs::rename(&spooled, dest);
-        if moved.is_ok() {
-            return Ok(true);
-        }
-        // Another filesystem: copy then remove.
-        let data = std::fs::read(&spooled).map_err(|source| Error::Io {
-            path: spooled.clone(),
-            source,
-        })?;
-        write_atomic(dest, &data)?;
-        let _ = std::fs::remove_file(&spooled);
+    if from_spool(spool, name, dest)? {
         return Ok(true);
     }
     let is_segment =
