@@ -2,7 +2,7 @@
 //! WAL switches; `openova restore postgres --start` to a time between two sentinels must bring
 //! back exactly the rows up to that time, `latest` all archived rows.
 
-use crate::cli::openova;
+use crate::cli::{Run, openova};
 use crate::support::{Postgres, S3Kind, S3Server, free_port, postgres::as_postgres, unique_name};
 use std::path::Path;
 use std::time::Duration;
@@ -71,89 +71,19 @@ fn point_in_time_restore_brings_back_exactly_the_rows_up_to_the_target() {
     pg.wait_archived(&last);
 
     let work = tempfile::tempdir().unwrap();
-    let target = times[0] + (times[1] - times[0]) / 2; // between sentinels b and c
-    let (url, ep) = (s3.url("cnpg"), s3.endpoint());
+    let between = times[0] + (times[1] - times[0]) / 2; // between sentinels b and c
     let dir = work.path().join("pitr");
-    let port = free_port().to_string();
-    let to = target.to_rfc3339();
-    let args = [
-        "restore",
-        "postgres",
-        "--storage",
-        &url,
-        "--server",
-        &server,
-        "--endpoint",
-        &ep,
-        "--to",
-        &to,
-    ];
-    let dry = openova(
-        Some(&s3),
-        &[
-            &args[..],
-            &["--target-dir", dir.to_str().unwrap(), "--dry-run"],
-        ]
-        .concat(),
-    );
+    let dry = restore(&s3, &server, &between.to_rfc3339(), &dir, &["--dry-run"]);
     assert_eq!(dry.code, 0, "{dry:?}");
     assert!(
         dry.stdout.contains("dry run: nothing downloaded") && !dir.exists(),
         "{dry:?}"
     );
-    let run = openova(
-        Some(&s3),
-        &[
-            &args[..],
-            &[
-                "--target-dir",
-                dir.to_str().unwrap(),
-                "--start",
-                "--port",
-                &port,
-                "--timeout",
-                "120",
-            ],
-        ]
-        .concat(),
-    );
-    let got = sentinels_in(&dir, port.parse().unwrap());
-    stop(&dir);
+    let (run, got) = restore_started(&s3, &server, &between.to_rfc3339(), &dir);
     assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(got, ["a-before-backup", "b"], "{run:?}");
 
-    let dir = work.path().join("latest");
-    let port = free_port().to_string();
-    let args = [
-        "restore",
-        "postgres",
-        "--storage",
-        &url,
-        "--server",
-        &server,
-        "--endpoint",
-        &ep,
-        "--to",
-        "latest",
-    ];
-    let run = openova(
-        Some(&s3),
-        &[
-            &args[..],
-            &[
-                "--target-dir",
-                dir.to_str().unwrap(),
-                "--start",
-                "--port",
-                &port,
-                "--timeout",
-                "120",
-            ],
-        ]
-        .concat(),
-    );
-    let got = sentinels_in(&dir, port.parse().unwrap());
-    stop(&dir);
+    let (run, got) = restore_started(&s3, &server, "latest", &work.path().join("latest"));
     assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(got, ["a-before-backup", "b", "c", "d"], "{run:?}");
 
@@ -167,55 +97,22 @@ fn point_in_time_restore_brings_back_exactly_the_rows_up_to_the_target() {
         .clone();
     let body = s3.get(&victim);
     s3.put(&victim, &body[..body.len() / 3]);
-    let dir = work.path().join("corrupt");
-    let port = free_port().to_string();
-    let run = openova(
-        Some(&s3),
-        &[
-            &args[..],
-            &[
-                "--target-dir",
-                dir.to_str().unwrap(),
-                "--start",
-                "--port",
-                &port,
-                "--timeout",
-                "120",
-            ],
-        ]
-        .concat(),
-    );
-    stop(&dir);
+    let (run, _) = restore_started(&s3, &server, "latest", &work.path().join("corrupt"));
     assert_eq!(run.code, 2, "{run:?}");
+    let named = format!("ERROR restoring {}", segments_after[1]);
     assert!(
-        run.stderr
-            .contains(&format!("ERROR restoring {}", segments_after[1]))
-            && run.stderr.contains("truncated or corrupt"),
+        run.stderr.contains(&named) && run.stderr.contains("truncated or corrupt"),
         "{run:?}"
     );
 
     // A missing segment: a target past it is outside the window, and the message names it.
     s3.delete(&victim);
-    let to = times[2].to_rfc3339();
-    let args = [
-        "restore",
-        "postgres",
-        "--storage",
-        &url,
-        "--server",
+    let run = restore(
+        &s3,
         &server,
-        "--endpoint",
-        &ep,
-        "--to",
-        &to,
-    ];
-    let run = openova(
-        Some(&s3),
-        &[
-            &args[..],
-            &["--target-dir", work.path().join("gap").to_str().unwrap()],
-        ]
-        .concat(),
+        &times[2].to_rfc3339(),
+        &work.path().join("gap"),
+        &[],
     );
     assert_eq!(run.code, 2, "{run:?}");
     assert!(
@@ -224,60 +121,59 @@ fn point_in_time_restore_brings_back_exactly_the_rows_up_to_the_target() {
         "{run:?}"
     );
 
-    // Outside the window: after the newest WAL.
-    let late = (chrono::Utc::now() + chrono::TimeDelta::hours(1)).to_rfc3339();
-    let args_late = [
-        "restore",
-        "postgres",
-        "--storage",
-        &url,
-        "--server",
-        &server,
-        "--endpoint",
-        &ep,
-        "--to",
-        &late,
-    ];
-    let run = openova(
-        Some(&s3),
-        &[
-            &args_late[..],
-            &["--target-dir", work.path().join("y").to_str().unwrap()],
-        ]
-        .concat(),
-    );
-    assert_eq!(run.code, 2, "{run:?}");
-    assert!(
-        run.stderr.contains("is outside the recoverable window"),
-        "{run:?}"
-    );
+    // Outside the window: after the newest WAL, and before the backup ended.
+    for when in [
+        chrono::Utc::now() + chrono::TimeDelta::hours(1),
+        times[0] - chrono::TimeDelta::hours(1),
+    ] {
+        let run = restore(
+            &s3,
+            &server,
+            &when.to_rfc3339(),
+            &work.path().join("x"),
+            &[],
+        );
+        assert_eq!(run.code, 2, "{run:?}");
+        let outside = run.stderr.contains("is outside the recoverable window");
+        assert!(outside && run.stderr.contains("restorable "), "{run:?}");
+    }
+}
 
-    // Outside the window: before the backup ended.
-    let early = (times[0] - chrono::TimeDelta::hours(1)).to_rfc3339();
-    let args = [
+/// `openova restore postgres --storage ... --server SERVER --to TO --target-dir DIR EXTRA...`
+fn restore(s3: &S3Server, server: &str, to: &str, dir: &Path, extra: &[&str]) -> Run {
+    let (url, ep, dir) = (
+        s3.url("cnpg"),
+        s3.endpoint(),
+        dir.to_string_lossy().into_owned(),
+    );
+    let mut args = vec![
         "restore",
         "postgres",
         "--storage",
         &url,
         "--server",
-        &server,
+        server,
         "--endpoint",
         &ep,
-        "--to",
-        &early,
     ];
-    let run = openova(
-        Some(&s3),
-        &[
-            &args[..],
-            &["--target-dir", work.path().join("x").to_str().unwrap()],
-        ]
-        .concat(),
+    args.extend(["--to", to, "--target-dir", &dir]);
+    args.extend(extra);
+    openova(Some(s3), &args)
+}
+
+/// The same with `--start` on a free port: the run, the sentinel rows the restored server holds;
+/// the server is stopped afterwards.
+fn restore_started(s3: &S3Server, server: &str, to: &str, dir: &Path) -> (Run, Vec<String>) {
+    let port = free_port();
+    let p = port.to_string();
+    let run = restore(
+        s3,
+        server,
+        to,
+        dir,
+        &["--start", "--port", &p, "--timeout", "120"],
     );
-    assert_eq!(run.code, 2, "{run:?}");
-    assert!(
-        run.stderr.contains("is outside the recoverable window")
-            && run.stderr.contains("restorable "),
-        "{run:?}"
-    );
+    let got = sentinels_in(dir, port);
+    stop(dir);
+    (run, got)
 }
