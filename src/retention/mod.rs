@@ -58,6 +58,18 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// An empty plan for one policy on one storage.
+    #[must_use]
+    pub fn new(policy: &str, storage: &str, now: DateTime<Utc>) -> Self {
+        Self {
+            policy: policy.to_string(),
+            storage: storage.to_string(),
+            now,
+            deletions: vec![],
+            kept: vec![],
+        }
+    }
+
     #[must_use]
     pub fn objects(&self) -> usize {
         self.deletions.iter().map(|d| d.keys.len()).sum()

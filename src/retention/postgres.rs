@@ -36,13 +36,7 @@ pub fn plan(
         });
     }
     let por = now - policy.recovery_window.0;
-    let mut plan = Plan {
-        policy: policy.name.clone(),
-        storage: storage.to_string(),
-        now,
-        deletions: vec![],
-        kept: vec![],
-    };
+    let mut plan = Plan::new(&policy.name, storage, now);
     let keep = classify(cat, policy, por, &mut plan);
     let kept = |id: &str| {
         keep.iter()

@@ -26,13 +26,7 @@ pub fn plan(
         .filter(|b| b.is_completed())
         .max_by_key(|b| b.start)
         .map(|b| b.name.clone());
-    let mut plan = Plan {
-        policy: policy.name.clone(),
-        storage: storage.to_string(),
-        now,
-        deletions: vec![],
-        kept: vec![],
-    };
+    let mut plan = Plan::new(&policy.name, storage, now);
     for b in mine {
         let Some(reason) = reason(b, policy, now, grace) else {
             continue;

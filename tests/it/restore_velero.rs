@@ -86,21 +86,9 @@ fn velero_backup_is_written_as_yaml_in_restore_order() {
     fixture.upload(&s3, "velero");
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
-    let (url, ep) = (s3.url("velero"), s3.endpoint());
-    let run = openova(
-        Some(&s3),
-        &[
-            "restore",
-            "velero",
-            "--storage",
-            &url,
-            "--endpoint",
-            &ep,
-            "--backup",
-            "latest",
-            "--extract",
-            out.to_str().unwrap(),
-        ],
+    let run = restore_velero(
+        &s3,
+        &["--backup", "latest", "--extract", out.to_str().unwrap()],
     );
     assert_eq!(run.code, 0, "{run:?}");
 
@@ -139,15 +127,9 @@ fn velero_backup_is_written_as_yaml_in_restore_order() {
 
     // One namespace: its objects, its Namespace, the CRDs; nothing of `other`, no cluster roles.
     let only = dir.path().join("only");
-    let run = openova(
-        Some(&s3),
+    let run = restore_velero(
+        &s3,
         &[
-            "restore",
-            "velero",
-            "--storage",
-            &url,
-            "--endpoint",
-            &ep,
             "--backup",
             "cluster-daily-20261125030000",
             "--extract",
@@ -169,15 +151,9 @@ fn velero_backup_is_written_as_yaml_in_restore_order() {
     let key = "velero/backups/cluster-daily-20261125030000/cluster-daily-20261125030000.tar.gz";
     let body = s3.get(key);
     s3.put(key, &body[..body.len() / 2]);
-    let run = openova(
-        Some(&s3),
+    let run = restore_velero(
+        &s3,
         &[
-            "restore",
-            "velero",
-            "--storage",
-            &url,
-            "--endpoint",
-            &ep,
             "--backup",
             "latest",
             "--extract",
@@ -189,6 +165,14 @@ fn velero_backup_is_written_as_yaml_in_restore_order() {
         run.stderr.contains("truncated or corrupt tarball"),
         "{run:?}"
     );
+}
+
+/// `openova restore velero --storage s3://BUCKET/velero --endpoint EP ARGS...`
+fn restore_velero(s3: &S3Server, args: &[&str]) -> crate::cli::Run {
+    let (url, ep) = (s3.url("velero"), s3.endpoint());
+    let mut all = vec!["restore", "velero", "--storage", &url, "--endpoint", &ep];
+    all.extend(args);
+    openova(Some(s3), &all)
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
