@@ -52,10 +52,12 @@ pub enum Error {
 }
 
 /// Whether the store honours `If-None-Match: *` on PutObject: a conditional put onto an existing
-/// object must fail. One probe key per lease (`LEASE.probe`), so a run killed mid-probe leaves
-/// nothing new behind, and concurrent probes cannot mislead each other (only the second put counts).
+/// object must fail. Each run probes its own key beside the lease: with one shared key, a run
+/// deleting it between another run's two puts made the store look unconditional (seen in CI).
+/// A run killed mid-probe leaves that small object behind.
 pub async fn probe(store: &dyn ObjectStore, lease_key: &str) -> Result<bool, store::Error> {
-    let key = format!("{lease_key}.probe");
+    let nanos = Utc::now().timestamp_nanos_opt().unwrap_or(0);
+    let key = format!("{lease_key}.probe-{}-{nanos}", std::process::id());
     store
         .put_if_absent(&key, Bytes::from_static(b"probe"))
         .await?;
