@@ -64,6 +64,9 @@ pub enum Command {
     Restore(restore::RestoreArgs),
     /// PostgreSQL restore_command: fetch one WAL file from a Barman Cloud archive (exit 0 found, 1 not found, 255 error).
     WalGet(wal_get::WalGetArgs),
+    /// The background prefetcher `wal-get` starts (internal).
+    #[command(hide = true)]
+    WalPrefetch(wal_get::WalPrefetchArgs),
 }
 
 /// Where policies come from.
@@ -92,6 +95,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Status(a) => status::run(a, cli.output).await,
         Command::Retention(a) => retention::run(a, cli.output).await,
         Command::WalGet(a) => wal_get::run(a).await,
+        Command::WalPrefetch(a) => wal_get::run_prefetch(a).await,
         Command::Restore(a) => restore::run(a, cli.output).await,
     }
 }

@@ -161,6 +161,13 @@ pub async fn run(args: RestoreArgs, output: Output) -> anyhow::Result<Outcome> {
                 start::start_and_wait(&dir, major, port, timeout)
             })
             .await??;
+            // Recovery is over: stop the prefetcher and drop what it fetched ahead.
+            if a.restore_command.is_none() {
+                let spool = helper_dir(&a.target_dir).join("spool");
+                if let Err(e) = crate::wal::prefetch::clear(&spool) {
+                    eprintln!("warning: could not remove the WAL spool {}: {e}", spool.display());
+                }
+            }
             if output == Output::Text {
                 println!(
                     "WAL replay finished in {:.1}s; last replayed transaction {}; PostgreSQL is running on port {} (socket in {})",

@@ -20,7 +20,8 @@ pub struct WalGetArgs {
     /// S3 endpoint (default: OPENOVA_S3_ENDPOINT, else AWS).
     #[arg(long)]
     pub endpoint: Option<String>,
-    /// How many following segments to fetch ahead into the spool.
+    /// How many following segments a background worker keeps downloading into the spool
+    /// (0: none, every call fetches its own).
     #[arg(long, default_value_t = 8)]
     pub prefetch: usize,
     /// The last segment the restore plan needs (set by `openova restore`): a segment up to it
@@ -32,15 +33,51 @@ pub struct WalGetArgs {
     pub spool_dir: Option<PathBuf>,
 }
 
+/// The hidden `wal-prefetch` worker that `wal-get` starts (see `openova::wal::prefetch`).
+#[derive(Args, Debug)]
+pub struct WalPrefetchArgs {
+    #[arg(long)]
+    pub storage: String,
+    #[arg(long)]
+    pub server: String,
+    #[arg(long)]
+    pub endpoint: Option<String>,
+    #[arg(long, default_value_t = 8)]
+    pub prefetch: usize,
+    #[arg(long)]
+    pub spool_dir: PathBuf,
+}
+
+fn default_spool(server: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("openova-wal-spool-{server}"))
+}
+
+async fn open_store(storage: &str, endpoint: Option<&str>) -> anyhow::Result<std::sync::Arc<dyn store::ObjectStore>> {
+    let url = StorageUrl::parse(storage)?;
+    let conn = Connection {
+        endpoint: endpoint.map(str::to_string),
+        ..Connection::default()
+    }
+    .with_env();
+    Ok(store::open(&url, &conn).await?)
+}
+
 /// Exit 0 restored, 1 not in the archive, 255 a real error (PostgreSQL then aborts recovery
 /// rather than ending it early).
 pub async fn run(args: WalGetArgs) -> anyhow::Result<Outcome> {
     let spool = args
         .spool_dir
         .clone()
-        .unwrap_or_else(|| std::env::temp_dir().join(format!("openova-wal-spool-{}", args.server)));
-    // Most calls are served from the spool: answer those before building an S3 client.
-    match wal::from_spool(&spool, &args.wal_name, &args.dest) {
+        .unwrap_or_else(|| default_spool(&args.server));
+    let worker = wal::prefetch::WorkerArgs {
+        storage: &args.storage,
+        server: &args.server,
+        endpoint: args.endpoint.as_deref(),
+        spool: &spool,
+        prefetch: args.prefetch,
+    };
+    // Most calls are served locally: answer those before building an S3 client.
+    match wal::from_local(&worker, &args.wal_name, &args.dest) {
         Ok(true) => return Ok(Outcome::Ok),
         Ok(false) => {}
         Err(e) => {
@@ -52,23 +89,9 @@ pub async fn run(args: WalGetArgs) -> anyhow::Result<Outcome> {
         }
     }
     let result = async {
-        let url = StorageUrl::parse(&args.storage)?;
-        let conn = Connection {
-            endpoint: args.endpoint.clone(),
-            ..Connection::default()
-        }
-        .with_env();
-        let store = store::open(&url, &conn).await?;
+        let store = open_store(&args.storage, args.endpoint.as_deref()).await?;
         Ok::<_, anyhow::Error>(
-            wal::get(
-                store.as_ref(),
-                &args.server,
-                &args.wal_name,
-                &args.dest,
-                &spool,
-                args.prefetch,
-            )
-            .await?,
+            wal::get(store.as_ref(), &args.server, &args.wal_name, &args.dest).await?,
         )
     };
     match result.await {
@@ -93,6 +116,13 @@ pub async fn run(args: WalGetArgs) -> anyhow::Result<Outcome> {
             Ok(Outcome::WalError)
         }
     }
+}
+
+/// Runs the prefetch worker until it is idle; its errors only go to the spool's log.
+pub async fn run_prefetch(args: WalPrefetchArgs) -> anyhow::Result<Outcome> {
+    let store = open_store(&args.storage, args.endpoint.as_deref()).await?;
+    wal::prefetch::run_worker(store, &args.server, &args.spool_dir, args.prefetch).await?;
+    Ok(Outcome::Ok)
 }
 
 /// Whether `name` is a segment at or before `until` on the same timeline.

@@ -2,8 +2,9 @@
 //!
 //! One call fetches the asked-for file (segment, `.history`, `.backup`, `.partial`), decompresses
 //! it (none, gzip, bzip2, snappy as barman-cloud-wal-archive writes them) and writes it atomically
-//! to the destination. For a segment it also fetches the next `prefetch` segments, in parallel,
-//! into a spool folder, so the next calls are served from local disk without a round trip.
+//! to the destination. For a segment it also makes sure a detached prefetcher ([`prefetch`]) keeps
+//! the next segments downloading into a spool folder, so the next calls are served from local
+//! disk without a round trip.
 //!
 //! PostgreSQL's contract: exit 0 when the file was restored, non-zero when it is not in the archive
 //! (which ends recovery). A real failure (network, credentials, a corrupt object) must NOT look like
@@ -12,9 +13,10 @@
 
 use crate::barman::wal::{self, WalFile, WalKind};
 use crate::store::{self, ObjectStore};
-use futures::future::join_all;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+
+pub mod prefetch;
 
 /// Exit code for "not in the archive".
 pub const EXIT_NOT_FOUND: u8 = 1;
@@ -143,21 +145,31 @@ pub fn write_atomic(dest: &Path, data: &[u8]) -> Result<(), Error> {
     std::fs::rename(&tmp, dest).map_err(io)
 }
 
-/// Serves `name` from the spool when a previous call prefetched it: a rename, no network. Called
+/// The segment size the prefetcher assumes when naming the next segments (PostgreSQL's default;
+/// with another size its guesses are simply not in the archive and calls fetch for themselves).
+pub const SEGMENT_SIZE: u64 = 16 * 1024 * 1024;
+
+/// Serves `name` from the spool when the prefetcher put it there: a rename, no network. Called
 /// before anything else (even before the store client is built), since most calls end here.
+/// `Ok(false)` when it is not there (also when the prefetcher removed it a moment ago).
 pub fn from_spool(spool: &Path, name: &str, dest: &Path) -> Result<bool, Error> {
     let spooled = spool.join(name);
-    if !spooled.is_file() {
-        return Ok(false);
-    }
-    if std::fs::rename(&spooled, dest).is_ok() {
-        return Ok(true);
+    match std::fs::rename(&spooled, dest) {
+        Ok(()) => return Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(_) => {}
     }
     // Another filesystem: copy then remove.
-    let data = std::fs::read(&spooled).map_err(|source| Error::Io {
-        path: spooled.clone(),
-        source,
-    })?;
+    let data = match std::fs::read(&spooled) {
+        Ok(d) => d,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(source) => {
+            return Err(Error::Io {
+                path: spooled,
+                source,
+            });
+        }
+    };
     write_atomic(dest, &data)?;
     let _ = std::fs::remove_file(&spooled);
     Ok(true)
@@ -174,39 +186,39 @@ fn following(name: &str, n: usize, segment_size: u64) -> Vec<String> {
         .collect()
 }
 
-/// Restores `name` to `dest`: from the spool when prefetched, else from the store (prefetching
-/// the next segments into the spool). `Ok(false)` when the archive does not have it.
+fn is_segment(name: &str) -> bool {
+    WalFile::parse(name).is_some_and(|f| f.kind == WalKind::Segment && f.compression.is_none())
+}
+
+/// The local part of a call: serves `name` from the spool, or from the prefetcher's download of it
+/// (waiting for it), then tells the prefetcher where recovery is and starts one if none runs.
+/// `Ok(false)`: the caller must fetch it from the store itself.
+pub fn from_local(w: &prefetch::WorkerArgs, name: &str, dest: &Path) -> Result<bool, Error> {
+    let segment = is_segment(name);
+    let mut served = from_spool(w.spool, name, dest)?;
+    if !served && segment && w.prefetch > 0 && prefetch::wait_for(w.spool, name) {
+        served = from_spool(w.spool, name, dest)?;
+    }
+    if segment && w.prefetch > 0 && std::fs::create_dir_all(w.spool).is_ok() {
+        // Before our own download, so that the worker fetches the next ones meanwhile.
+        prefetch::note_asked(w.spool, name);
+        prefetch::ensure_worker(w);
+    }
+    Ok(served)
+}
+
+/// Fetches `name` from the store and writes it to `dest`. `Ok(false)` when the archive does not
+/// have it.
 pub async fn get(
     store: &dyn ObjectStore,
     server: &str,
     name: &str,
     dest: &Path,
-    spool: &Path,
-    prefetch: usize,
 ) -> Result<bool, Error> {
-    if from_spool(spool, name, dest)? {
-        return Ok(true);
-    }
-    let is_segment =
-        WalFile::parse(name).is_some_and(|f| f.kind == WalKind::Segment && f.compression.is_none());
-    let ahead = if is_segment {
-        following(name, prefetch, 16 * 1024 * 1024)
-    } else {
-        vec![]
+    let Some(data) = fetch(store, server, name).await? else {
+        return Ok(false);
     };
-    let main = fetch(store, server, name);
-    let others = join_all(ahead.iter().map(|n| fetch(store, server, n)));
-    let (main, others) = tokio::join!(main, others);
-    let Some(data) = main? else { return Ok(false) };
     write_atomic(dest, &data)?;
-    // Prefetched segments are a bonus: any failure there is left for the call that needs them.
-    if std::fs::create_dir_all(spool).is_ok() {
-        for (n, got) in ahead.iter().zip(others) {
-            if let Ok(Some(d)) = got {
-                let _ = write_atomic(&spool.join(n), &d);
-            }
-        }
-    }
     Ok(true)
 }
 

@@ -1,0 +1,314 @@
+//! The background prefetcher behind `openova wal-get`.
+//!
+//! PostgreSQL runs `restore_command` once per segment and waits for it: a call that also downloads
+//! the next segments makes that one call slow, and the next call finds nothing until it is done.
+//! So, like pgBackRest's asynchronous archive-get, one detached worker process per spool folder
+//! keeps the next `prefetch` segments downloading while PostgreSQL replays: every call records the
+//! segment it was asked for, the worker keeps the window after it filled, and a call finds its
+//! segment in the spool, or waits for the worker's download of it instead of starting a second one.
+//!
+//! Files in the spool folder:
+//! - `NAME`: a segment ready to be taken (a rename into `pg_wal`);
+//! - `NAME.fetching`: the worker is downloading it;
+//! - `.asked`: the last segment a call was asked for (the worker fetches the ones after it);
+//! - `.worker.lock`: locked (`flock`) by the live worker, and holds its pid;
+//! - `.worker.log`: what the worker could not fetch (calls then fetch it themselves and report it).
+//!
+//! The worker is a bonus, never a source of truth: whatever it fails at, the call that needs the
+//! segment fetches it itself and reports success, "not found" or the error as usual. It exits once
+//! nothing new has been asked for [`idle_timeout`], or when its spool folder is gone.
+
+use super::{fetch, write_atomic, Error};
+use crate::store::ObjectStore;
+use std::collections::HashSet;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+const LOCK: &str = ".worker.lock";
+const ASKED: &str = ".asked";
+const LOG: &str = ".worker.log";
+const FETCHING: &str = "fetching";
+/// How often the worker looks for a new `.asked`, and a waiting call for its segment.
+const POLL: Duration = Duration::from_millis(2);
+/// How long a call waits for the worker's download of its segment before fetching it itself.
+const WAIT_LIMIT: Duration = Duration::from_secs(120);
+
+/// How long the worker stays without a new request (`OPENOVA_PREFETCH_IDLE_SECS`, default 30 s).
+fn idle_timeout() -> Duration {
+    std::env::var("OPENOVA_PREFETCH_IDLE_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .map_or(Duration::from_secs(30), Duration::from_secs)
+}
+
+/// Records that PostgreSQL asked for `name`: the worker's window starts after it.
+pub fn note_asked(spool: &Path, name: &str) {
+    let tmp = spool.join(format!("{ASKED}.{}", std::process::id()));
+    if std::fs::write(&tmp, name).is_ok() && std::fs::rename(&tmp, spool.join(ASKED)).is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+}
+
+fn read_asked(spool: &Path) -> Option<String> {
+    let s = std::fs::read_to_string(spool.join(ASKED)).ok()?;
+    super::wal::split_segment(s.trim()).map(|_| s.trim().to_string())
+}
+
+/// Whether a worker holds the spool's lock.
+pub fn worker_alive(spool: &Path) -> bool {
+    let Ok(f) = File::open(spool.join(LOCK)) else {
+        return false;
+    };
+    match f.try_lock() {
+        Ok(()) => {
+            let _ = f.unlock();
+            false
+        }
+        Err(_) => true,
+    }
+}
+
+/// Waits while the worker downloads `name`: `true` once it is in the spool, `false` when there is
+/// no such download (or it ended without the file, or took too long): the caller fetches it then.
+pub fn wait_for(spool: &Path, name: &str) -> bool {
+    let (ready, claim) = (spool.join(name), spool.join(format!("{name}.{FETCHING}")));
+    let start = Instant::now();
+    loop {
+        if ready.is_file() {
+            return true;
+        }
+        if !claim.exists() || start.elapsed() > WAIT_LIMIT || !worker_alive(spool) {
+            return ready.is_file();
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+/// Ends the spool's worker (removing its lock makes it exit) and removes the spool folder, for
+/// when recovery is over. Best effort: a download finishing meanwhile is retried over for ~2 s.
+pub fn clear(spool: &Path) -> std::io::Result<()> {
+    let _ = std::fs::remove_file(spool.join(LOCK));
+    let mut last = Ok(());
+    for _ in 0..100 {
+        last = match std::fs::remove_dir_all(spool) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            other => other,
+        };
+        if last.is_ok() && !spool.exists() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    last
+}
+
+/// What a detached worker needs to reach the archive (credentials come from the environment).
+pub struct WorkerArgs<'a> {
+    pub storage: &'a str,
+    pub server: &'a str,
+    pub endpoint: Option<&'a str>,
+    pub spool: &'a Path,
+    pub prefetch: usize,
+}
+
+/// Starts a worker for the spool unless one runs. It is detached (own process group, no terminal,
+/// output to `.worker.log`), so the calling `wal-get` returns at once and PostgreSQL goes on.
+pub fn ensure_worker(args: &WorkerArgs) {
+    if args.prefetch == 0 || worker_alive(args.spool) {
+        return;
+    }
+    let Ok(exe) = std::env::current_exe() else {
+        return;
+    };
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(args.spool.join(LOG));
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args(["wal-prefetch", "--storage", args.storage, "--server", args.server])
+        .arg("--spool-dir")
+        .arg(args.spool)
+        .args(["--prefetch", &args.prefetch.to_string()]);
+    if let Some(ep) = args.endpoint {
+        cmd.args(["--endpoint", ep]);
+    }
+    cmd.stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(log.map_or_else(|_| std::process::Stdio::null(), Into::into));
+    #[cfg(unix)]
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    // Not waited for: it outlives this call; init reaps it.
+    let _ = cmd.spawn();
+}
+
+/// The worker: keeps the `prefetch` segments after the last asked one in the spool.
+pub async fn run_worker(
+    store: std::sync::Arc<dyn ObjectStore>,
+    server: &str,
+    spool: &Path,
+    prefetch: usize,
+) -> Result<(), Error> {
+    let io = |source| Error::Io {
+        path: spool.join(LOCK),
+        source,
+    };
+    std::fs::create_dir_all(spool).map_err(io)?;
+    let mut lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(spool.join(LOCK))
+        .map_err(io)?;
+    if lock.try_lock().is_err() {
+        return Ok(()); // another worker has this spool
+    }
+    let _ = lock.set_len(0);
+    let _ = writeln!(lock, "{}", std::process::id());
+    let mut worker = Worker {
+        store,
+        server: server.to_string(),
+        spool: spool.to_path_buf(),
+        prefetch: prefetch.max(1),
+        in_flight: tokio::task::JoinSet::new(),
+        fetching: HashSet::new(),
+        skip: HashSet::new(),
+        asked: None,
+    };
+    worker.run().await;
+    // Claims of downloads cut short (spool removed, idle exit) must not make a call wait.
+    for name in &worker.fetching {
+        let _ = std::fs::remove_file(worker.claim(name));
+    }
+    Ok(())
+}
+
+struct Worker {
+    store: std::sync::Arc<dyn ObjectStore>,
+    server: String,
+    spool: PathBuf,
+    prefetch: usize,
+    in_flight: tokio::task::JoinSet<(String, Result<bool, Error>)>,
+    fetching: HashSet<String>,
+    /// Not in the archive, or failed: left to the call that needs it.
+    skip: HashSet<String>,
+    /// The last segment asked for.
+    asked: Option<String>,
+}
+
+impl Worker {
+    fn claim(&self, name: &str) -> PathBuf {
+        self.spool.join(format!("{name}.{FETCHING}"))
+    }
+
+    async fn run(&mut self) {
+        let mut since = Instant::now();
+        loop {
+            if !self.spool.join(LOCK).exists() {
+                return; // the spool was removed: the restore is over
+            }
+            let asked = read_asked(&self.spool);
+            if asked != self.asked {
+                self.asked = asked;
+                since = Instant::now();
+                self.drop_stale();
+            }
+            if let Some(a) = self.asked.clone() {
+                self.start_downloads(&a);
+            }
+            if self.in_flight.is_empty() && since.elapsed() > idle_timeout() {
+                return;
+            }
+            tokio::select! {
+                Some(done) = self.in_flight.join_next() => {
+                    if let Ok((name, result)) = done {
+                        self.finished(&name, result);
+                    }
+                }
+                () = tokio::time::sleep(POLL) => {}
+            }
+        }
+    }
+
+    /// The window after `asked`: starts what is neither spooled, nor running, nor given up.
+    fn start_downloads(&mut self, asked: &str) {
+        for name in super::following(asked, self.prefetch, super::SEGMENT_SIZE) {
+            if self.fetching.len() >= self.prefetch {
+                break;
+            }
+            if self.fetching.contains(&name)
+                || self.skip.contains(&name)
+                || self.spool.join(&name).exists()
+            {
+                continue;
+            }
+            if std::fs::write(self.claim(&name), b"").is_err() {
+                continue;
+            }
+            self.fetching.insert(name.clone());
+            let (store, server, spool) = (self.store.clone(), self.server.clone(), self.spool.clone());
+            self.in_flight.spawn(async move {
+                let got = fetch(store.as_ref(), &server, &name).await;
+                let result = match got {
+                    Ok(Some(data)) => {
+                        let dest = spool.join(&name);
+                        tokio::task::spawn_blocking(move || write_atomic(&dest, &data))
+                            .await
+                            .unwrap_or_else(|e| {
+                                Err(Error::Io {
+                                    path: spool.join(&name),
+                                    source: std::io::Error::other(e.to_string()),
+                                })
+                            })
+                            .map(|()| true)
+                    }
+                    Ok(None) => Ok(false),
+                    Err(e) => Err(e),
+                };
+                (name, result)
+            });
+        }
+    }
+
+    fn finished(&mut self, name: &str, result: Result<bool, Error>) {
+        self.fetching.remove(name);
+        match result {
+            Ok(true) => {}
+            Ok(false) => {
+                self.skip.insert(name.to_string());
+            }
+            Err(e) => {
+                eprintln!("openova wal-prefetch: {name}: {e:#} (the call that needs it fetches it itself)");
+                self.skip.insert(name.to_string());
+            }
+        }
+        // The claim goes last: a waiting call sees the segment before it sees the claim gone.
+        let _ = std::fs::remove_file(self.claim(name));
+        // Recovery may have moved past it meanwhile (a call fetched it itself).
+        self.drop_stale();
+    }
+
+    /// Spooled segments outside the window after `asked` (recovery moved on, or to another
+    /// timeline) are removed, so the spool never holds more than the window.
+    fn drop_stale(&self) {
+        let Some(asked) = &self.asked else { return };
+        let window: HashSet<String> =
+            super::following(asked, self.prefetch, super::SEGMENT_SIZE)
+                .into_iter()
+                .collect();
+        let Ok(entries) = std::fs::read_dir(&self.spool) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if super::wal::split_segment(&name).is_some()
+                && name.len() == 24
+                && !window.contains(&name)
+                && !self.fetching.contains(&name)
+            {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+}
