@@ -13,11 +13,12 @@ Subcommands:
   sha256 FILE...            prints `SHA256 FILE` lines
   ping                      waits (up to 60 s) until the bucket answers ListObjectsV2
 
-Synthetic segments are deterministic (same bytes on every run). Each is a 16 MiB PostgreSQL 15 WAL segment:
-a page header on each of its 2,048 8 KiB pages (the first one long: XLP_LONG_HEADER, system identifier,
-xlp_seg_size = 16 MiB, xlp_xlog_blcksz = 8192), BENCH_FILL_KIB KiB (default 1024) of record-like bytes
-(4 bits of entropy a byte, unique per segment) after the first header, and zeros after that, like a segment
-switched early (archive_timeout, pg_switch_wal) on a quiet server. S3 subcommands read the endpoint, bucket
+Synthetic segments are deterministic (same bytes on every run). Each is a 16 MiB PostgreSQL 15 WAL segment
+switched early (archive_timeout, pg_switch_wal) on a quiet server: BENCH_FILL_KIB KiB (default 1024) of
+record-like bytes (4 bits of entropy a byte, unique per segment) in 8 KiB pages that each start with a page
+header (the first one long: XLP_LONG_HEADER, system identifier, xlp_seg_size = 16 MiB, xlp_xlog_blcksz = 8192),
+and all zeros after the last of those pages, as PostgreSQL 15 leaves a switched segment (checked on segments
+it archived after pg_switch_wal(): no page headers past the last written page). S3 subcommands read the endpoint, bucket
 and credentials from BENCH_ENDPOINT, BENCH_BUCKET, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION.
 """
 
@@ -54,7 +55,12 @@ def segment(seg):
     """The uncompressed bytes of segment number `seg`."""
     buf = bytearray(SEG_SIZE)
     base = seg * SEG_SIZE
-    for p in range(SEG_SIZE // PAGE):
+    fill = min(FILL, SEG_SIZE - 40)
+    # Pages holding records (headers included); the rest of a switched segment is zeros.
+    pages = 1
+    while fill > 0 and pages < SEG_SIZE // PAGE and (pages * PAGE - 40 - 24 * (pages - 1)) < fill:
+        pages += 1
+    for p in range(pages):
         off = p * PAGE
         info = XLP_LONG_HEADER if p == 0 else 0
         # XLogPageHeaderData: magic u16, info u16, tli u32, pageaddr u64, rem_len u32 (+4 padding)
@@ -62,7 +68,6 @@ def segment(seg):
         if p == 0:
             # XLogLongPageHeaderData: sysid u64, seg_size u32, xlog_blcksz u32
             struct.pack_into("<QII", buf, 24, SYSID, SEG_SIZE, PAGE)
-    fill = min(FILL, SEG_SIZE - 40)
     if fill > 0:
         rng = random.Random(seg)
         data = rng.randbytes(fill).translate(NIBBLES)

@@ -165,7 +165,10 @@ pub async fn run(args: RestoreArgs, output: Output) -> anyhow::Result<Outcome> {
             if a.restore_command.is_none() {
                 let spool = helper_dir(&a.target_dir).join("spool");
                 if let Err(e) = crate::wal::prefetch::clear(&spool) {
-                    eprintln!("warning: could not remove the WAL spool {}: {e}", spool.display());
+                    eprintln!(
+                        "warning: could not remove the WAL spool {}: {e}",
+                        spool.display()
+                    );
                 }
             }
             if output == Output::Text {

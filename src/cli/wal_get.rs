@@ -52,7 +52,10 @@ fn default_spool(server: &str) -> PathBuf {
     std::env::temp_dir().join(format!("openova-wal-spool-{server}"))
 }
 
-async fn open_store(storage: &str, endpoint: Option<&str>) -> anyhow::Result<std::sync::Arc<dyn store::ObjectStore>> {
+async fn open_store(
+    storage: &str,
+    endpoint: Option<&str>,
+) -> anyhow::Result<std::sync::Arc<dyn store::ObjectStore>> {
     let url = StorageUrl::parse(storage)?;
     let conn = Connection {
         endpoint: endpoint.map(str::to_string),

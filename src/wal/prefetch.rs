@@ -18,7 +18,7 @@
 //! segment fetches it itself and reports success, "not found" or the error as usual. It exits once
 //! nothing new has been asked for [`idle_timeout`], or when its spool folder is gone.
 
-use super::{fetch, write_atomic, Error};
+use super::{Error, download, write_atomic};
 use crate::store::ObjectStore;
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
@@ -127,10 +127,16 @@ pub fn ensure_worker(args: &WorkerArgs) {
         .append(true)
         .open(args.spool.join(LOG));
     let mut cmd = std::process::Command::new(exe);
-    cmd.args(["wal-prefetch", "--storage", args.storage, "--server", args.server])
-        .arg("--spool-dir")
-        .arg(args.spool)
-        .args(["--prefetch", &args.prefetch.to_string()]);
+    cmd.args([
+        "wal-prefetch",
+        "--storage",
+        args.storage,
+        "--server",
+        args.server,
+    ])
+    .arg("--spool-dir")
+    .arg(args.spool)
+    .args(["--prefetch", &args.prefetch.to_string()]);
     if let Some(ep) = args.endpoint {
         cmd.args(["--endpoint", ep]);
     }
@@ -175,6 +181,7 @@ pub async fn run_worker(
         fetching: HashSet::new(),
         skip: HashSet::new(),
         asked: None,
+        buffers: std::sync::Arc::default(),
     };
     worker.run().await;
     // Claims of downloads cut short (spool removed, idle exit) must not make a call wait.
@@ -195,6 +202,8 @@ struct Worker {
     skip: HashSet<String>,
     /// The last segment asked for.
     asked: Option<String>,
+    /// Decompression buffers, reused from segment to segment.
+    buffers: std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
 }
 
 impl Worker {
@@ -247,21 +256,35 @@ impl Worker {
                 continue;
             }
             self.fetching.insert(name.clone());
-            let (store, server, spool) = (self.store.clone(), self.server.clone(), self.spool.clone());
+            let (store, server, spool) =
+                (self.store.clone(), self.server.clone(), self.spool.clone());
+            let buffers = self.buffers.clone();
             self.in_flight.spawn(async move {
-                let got = fetch(store.as_ref(), &server, &name).await;
-                let result = match got {
-                    Ok(Some(data)) => {
+                let result = match download(store.as_ref(), &server, &name).await {
+                    Ok(Some(got)) => {
                         let dest = spool.join(&name);
-                        tokio::task::spawn_blocking(move || write_atomic(&dest, &data))
-                            .await
-                            .unwrap_or_else(|e| {
-                                Err(Error::Io {
-                                    path: spool.join(&name),
-                                    source: std::io::Error::other(e.to_string()),
-                                })
+                        // Decompressing and writing is CPU and disk work: off the async threads.
+                        tokio::task::spawn_blocking(move || {
+                            let mut buf = buffers
+                                .lock()
+                                .ok()
+                                .and_then(|mut b| b.pop())
+                                .unwrap_or_default();
+                            let done = got
+                                .decode_into(&mut buf)
+                                .and_then(|()| write_atomic(&dest, &buf));
+                            if let Ok(mut b) = buffers.lock() {
+                                b.push(buf);
+                            }
+                            done.map(|()| true)
+                        })
+                        .await
+                        .unwrap_or_else(|e| {
+                            Err(Error::Io {
+                                path: spool.join(&name),
+                                source: std::io::Error::other(e.to_string()),
                             })
-                            .map(|()| true)
+                        })
                     }
                     Ok(None) => Ok(false),
                     Err(e) => Err(e),
@@ -279,7 +302,9 @@ impl Worker {
                 self.skip.insert(name.to_string());
             }
             Err(e) => {
-                eprintln!("openova wal-prefetch: {name}: {e:#} (the call that needs it fetches it itself)");
+                eprintln!(
+                    "openova wal-prefetch: {name}: {e:#} (the call that needs it fetches it itself)"
+                );
                 self.skip.insert(name.to_string());
             }
         }
@@ -293,10 +318,9 @@ impl Worker {
     /// timeline) are removed, so the spool never holds more than the window.
     fn drop_stale(&self) {
         let Some(asked) = &self.asked else { return };
-        let window: HashSet<String> =
-            super::following(asked, self.prefetch, super::SEGMENT_SIZE)
-                .into_iter()
-                .collect();
+        let window: HashSet<String> = super::following(asked, self.prefetch, super::SEGMENT_SIZE)
+            .into_iter()
+            .collect();
         let Ok(entries) = std::fs::read_dir(&self.spool) else {
             return;
         };

@@ -175,5 +175,15 @@ fn restore_started(s3: &S3Server, server: &str, to: &str, dir: &Path) -> (Run, V
     );
     let got = sentinels_in(dir, port);
     stop(dir);
+    // Recovery over: the prefetch worker's spool (beside the target) is gone.
+    let helper = dir.with_file_name(format!(
+        ".{}.openova",
+        dir.file_name().unwrap().to_string_lossy()
+    ));
+    assert!(
+        run.code != 0 || (helper.is_dir() && !helper.join("spool").exists()),
+        "{} should be cleared: {run:?}",
+        helper.join("spool").display()
+    );
     (run, got)
 }

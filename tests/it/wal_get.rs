@@ -33,6 +33,18 @@ fn wal_get(
     )
 }
 
+/// Polls `cond` for up to 20 s.
+fn wait_until(cond: impl Fn() -> bool) -> bool {
+    let start = std::time::Instant::now();
+    while start.elapsed() < std::time::Duration::from_secs(20) {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    cond()
+}
+
 fn same_bytes_as_barman_on(kind: S3Kind, compression: &str) {
     let s3 = S3Server::start(kind);
     let server = unique_name("pg");
@@ -74,10 +86,9 @@ fn same_bytes_as_barman_on(kind: S3Kind, compression: &str) {
             "{seg}: openova wal-get wrote different bytes than barman-cloud-wal-restore"
         );
     }
-    // The first call prefetched the following segments into the spool; the second was served from
-    // it, so the third is still waiting there.
+    // The calls started a prefetch worker, which fetches what follows the last asked segment.
     assert!(
-        spool.join(&segments[2]).is_file(),
+        wait_until(|| spool.join(&segments[2]).is_file()),
         "prefetched {} into the spool",
         segments[2]
     );
@@ -154,4 +165,124 @@ fn wal_get_matches_barman_snappy_on_s3s() {
 #[test]
 fn wal_get_matches_barman_uncompressed_on_garage() {
     same_bytes_as_barman_on(S3Kind::Garage, "");
+}
+
+/// A 16 MiB segment as PostgreSQL 15 writes one: a long page header declaring the segment size,
+/// some record bytes unique to `no`, zeros after.
+fn synthetic_segment(no: u64) -> Vec<u8> {
+    let mut seg = vec![0u8; 16 << 20];
+    seg[0..2].copy_from_slice(&0xD110u16.to_le_bytes());
+    seg[2..4].copy_from_slice(&2u16.to_le_bytes()); // XLP_LONG_HEADER
+    seg[32..36].copy_from_slice(&(16u32 << 20).to_le_bytes());
+    for (i, b) in seg[40..100_000].iter_mut().enumerate() {
+        *b = (i as u64 * 7 + no * 13) as u8;
+    }
+    seg
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(data).unwrap();
+    gz.finish().unwrap()
+}
+
+/// The prefetch worker on a file:// archive: a sequence of calls is served right, the worker
+/// keeps no more than its window in the spool, a corrupt object it met is still reported by the
+/// call that needs it, and it exits when idle or when its spool goes.
+#[test]
+fn prefetch_worker_serves_a_sequence_and_goes_away() {
+    let dir = tempfile::tempdir().unwrap();
+    let wals = dir.path().join("archive/db/wals/0000000100000000");
+    std::fs::create_dir_all(&wals).unwrap();
+    let name = |no: u64| format!("00000001000000000000{no:04X}");
+    for no in 1..=20 {
+        std::fs::write(
+            wals.join(format!("{}.gz", name(no))),
+            gzip(&synthetic_segment(no)),
+        )
+        .unwrap();
+    }
+    // Segment 15 is a truncated upload.
+    let bad = gzip(&synthetic_segment(15));
+    std::fs::write(wals.join(format!("{}.gz", name(15))), &bad[..bad.len() / 2]).unwrap();
+    let storage = format!("file://{}", dir.path().join("archive").display());
+    let spool = dir.path().join("spool");
+    let call = |no: u64, idle: &str| {
+        let dest = dir.path().join("RECOVERYXLOG");
+        let _ = std::fs::remove_file(&dest); // as PostgreSQL does before each call
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_openova"))
+            .args([
+                "wal-get",
+                &name(no),
+                dest.to_str().unwrap(),
+                "--storage",
+                &storage,
+            ])
+            .args(["--server", "db", "--spool-dir", spool.to_str().unwrap()])
+            .env("OPENOVA_PREFETCH_IDLE_SECS", idle)
+            .output()
+            .unwrap();
+        let code = out.status.code().unwrap_or(-1);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        (code, std::fs::read(&dest).ok(), stderr)
+    };
+    let worker_pid = || {
+        std::fs::read_to_string(spool.join(".worker.lock"))
+            .ok()
+            .and_then(|s| s.trim().parse::<u32>().ok())
+    };
+    // Running, not a zombie waiting for a reaper (its parent, the call, is long gone).
+    let alive = |pid: u32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+            s.rsplit(')')
+                .next()
+                .is_some_and(|r| !r.trim_start().starts_with('Z'))
+        })
+    };
+
+    for no in 1..=14 {
+        let (code, got, stderr) = call(no, "60");
+        assert_eq!(code, 0, "{}: {stderr}", name(no));
+        assert!(
+            got.unwrap() == synthetic_segment(no),
+            "{}: wrong bytes",
+            name(no)
+        );
+    }
+    let pid = worker_pid().expect("a worker wrote its pid");
+    assert!(alive(pid), "the worker runs while recovery goes on");
+    // Its window after 14 is 15..=22: 16..=20 are spooled, 15 (corrupt) and 21, 22 (absent) not.
+    assert!(
+        wait_until(|| spool.join(name(20)).is_file()),
+        "20 prefetched"
+    );
+    let spooled = |no: u64| spool.join(name(no)).is_file();
+    assert!(!spooled(15) && !spooled(21) && (1..=14).all(|n| !spooled(n)));
+    // What the worker could not fetch, the call fetches itself and reports.
+    let (code, got, stderr) = call(15, "60");
+    assert_eq!(code, 255, "{stderr}");
+    assert!(stderr.contains("cannot decompress"), "{stderr}");
+    assert!(got.is_none());
+    for no in 16..=20 {
+        let (code, got, stderr) = call(no, "60");
+        assert_eq!(code, 0, "{}: {stderr}", name(no));
+        assert!(got.unwrap() == synthetic_segment(no));
+    }
+    let (code, _, stderr) = call(21, "60");
+    assert_eq!(code, 1, "past the end of the archive: not found ({stderr})");
+    // Removing the spool's lock (as `openova restore` does once recovery is over) ends it.
+    std::fs::remove_file(spool.join(".worker.lock")).unwrap();
+    assert!(
+        wait_until(|| !alive(pid)),
+        "the worker exits when its spool goes"
+    );
+
+    // A fresh worker with a 1 s idle timeout exits on its own after the last call.
+    std::fs::remove_dir_all(&spool).unwrap();
+    let (code, _, stderr) = call(3, "1");
+    assert_eq!(code, 0, "{stderr}");
+    assert!(wait_until(|| worker_pid().is_some()));
+    let pid = worker_pid().unwrap();
+    assert!(wait_until(|| !alive(pid)), "an idle worker exits");
 }
