@@ -55,7 +55,8 @@ def segment(seg):
     """The uncompressed bytes of segment number `seg`."""
     buf = bytearray(SEG_SIZE)
     base = seg * SEG_SIZE
-    fill = min(FILL, SEG_SIZE - 40)
+    # At most what the page bodies hold (each page but the first loses a 24-byte header, the first 40).
+    fill = min(FILL, SEG_SIZE - 40 - 24 * (SEG_SIZE // PAGE - 1))
     # Pages holding records (headers included); the rest of a switched segment is zeros.
     pages = 1
     while fill > 0 and pages < SEG_SIZE // PAGE and (pages * PAGE - 40 - 24 * (pages - 1)) < fill:

@@ -157,64 +157,10 @@ fn gaps_across_log_boundaries_and_ranges() {
 // ---- listing shape: one listing per WAL folder, never the whole prefix ----
 
 mod listing {
-    use crate::store::{DirListing, FsStore, ObjectMeta, ObjectStore, Result, StorageUrl};
-    use async_trait::async_trait;
+    use crate::store::testkit::Recording;
+    use crate::store::{FsStore, ObjectStore, StorageUrl};
     use bytes::Bytes;
-    use std::sync::Mutex;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    /// Records every listing call and the peak number running at once.
-    struct Recording {
-        inner: FsStore,
-        calls: Mutex<Vec<String>>,
-        running: AtomicUsize,
-        peak: AtomicUsize,
-    }
-
-    impl Recording {
-        async fn track<T>(&self, what: String, f: impl Future<Output = T>) -> T {
-            self.calls.lock().unwrap().push(what);
-            let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
-            self.peak.fetch_max(now, Ordering::SeqCst);
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-            let out = f.await;
-            self.running.fetch_sub(1, Ordering::SeqCst);
-            out
-        }
-    }
-
-    #[async_trait]
-    impl ObjectStore for Recording {
-        fn url(&self) -> &StorageUrl {
-            self.inner.url()
-        }
-        async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
-            self.track(format!("list {prefix}"), self.inner.list(prefix))
-                .await
-        }
-        async fn list_dir(&self, prefix: &str) -> Result<DirListing> {
-            self.track(format!("dir {prefix}"), self.inner.list_dir(prefix))
-                .await
-        }
-        async fn get(&self, key: &str) -> Result<Bytes> {
-            self.inner.get(key).await
-        }
-        async fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Bytes> {
-            self.inner.get_range(key, offset, len).await
-        }
-        async fn put(&self, key: &str, body: Bytes) -> Result<()> {
-            self.inner.put(key, body).await
-        }
-        async fn put_if_absent(&self, key: &str, body: Bytes) -> Result<bool> {
-            self.inner.put_if_absent(key, body).await
-        }
-        async fn delete_many(&self, keys: &[String]) -> Result<()> {
-            self.inner.delete_many(keys).await
-        }
-        async fn head(&self, key: &str) -> Result<Option<ObjectMeta>> {
-            self.inner.head(key).await
-        }
-    }
+    use std::sync::atomic::Ordering;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn wal_is_listed_folder_by_folder_in_parallel() {
@@ -236,12 +182,7 @@ mod listing {
         )
         .await
         .unwrap();
-        let store = Recording {
-            inner: fs,
-            calls: Mutex::default(),
-            running: AtomicUsize::new(0),
-            peak: AtomicUsize::new(0),
-        };
+        let store = Recording::new(fs);
         let cat = crate::barman::load(&store, "srv", 4).await.unwrap();
         assert_eq!(cat.segment_count(), 8 * 256);
         assert_eq!(

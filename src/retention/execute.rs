@@ -1,8 +1,9 @@
 //! Carries out a checked plan through the object store.
 //!
-//! Order matters when the process can die at any moment. Each backup's descriptor
-//! (`backup.info`, `velero-backup.json`) goes first, so the backup leaves every catalog at once and
-//! no catalog ever shows a backup whose data is already gone; then its data; WAL last. Barman
+//! Order matters when the process can die at any moment. The backups' descriptors
+//! (`backup.info`, `velero-backup.json`) go first, so the backup leaves every catalog at once and
+//! no catalog ever shows a backup whose data is already gone; then their data and the WAL, in
+//! parallel batches. Barman
 //! deletes `backup.info` last so that a failed delete can be retried from its catalog; we choose
 //! the opposite on purpose, and the next run finishes a half-done deletion because data left
 //! without a descriptor is planned as an orphan (once older than the grace period).
@@ -21,7 +22,10 @@ pub struct Summary {
     pub bytes: u64,
 }
 
-/// Deletes what the plan says. WAL batches go `concurrency` at a time.
+/// Deletes what the plan says: first the descriptor of every backup it removes (one batch for
+/// up to 1,000 backups), then everything else (backup data, orphans, WAL) in batches of up to
+/// 1,000 keys, `concurrency` batches at a time. Every backup thus leaves the catalog before any of
+/// its data goes, and no request waits on another backup's.
 pub async fn execute(
     store: &dyn ObjectStore,
     plan: &Plan,
@@ -32,32 +36,46 @@ pub async fn execute(
         policy: plan.policy.clone(),
         ..Summary::default()
     };
-    for d in plan.deletions.iter().filter(|d| d.what != What::Wal) {
-        progress.message(&format!("{}: deleting {}", plan.policy, d.name));
-        let (first, rest) = d.keys.split_at(d.keys.len().min(1));
-        store.delete_many(first).await?;
-        store.delete_many(rest).await?;
-        s.backups += 1;
-        s.objects += d.keys.len();
-        s.bytes += d.bytes;
-    }
-    let wal: Vec<&[String]> = plan
+    let backups: Vec<_> = plan
         .deletions
         .iter()
-        .filter(|d| d.what == What::Wal)
-        .flat_map(|d| d.keys.chunks(DELETE_BATCH))
+        .filter(|d| d.what != What::Wal)
+        .collect();
+    // The first key of a backup's deletion is its descriptor (see the planner).
+    let descriptors: Vec<String> = backups
+        .iter()
+        .filter_map(|d| d.keys.first().cloned())
+        .collect();
+    if !backups.is_empty() {
+        progress.message(&format!(
+            "{}: deleting {} backup(s): descriptors first",
+            plan.policy,
+            backups.len()
+        ));
+    }
+    for batch in descriptors.chunks(DELETE_BATCH) {
+        store.delete_many(batch).await?;
+    }
+    let rest: Vec<&[String]> = plan
+        .deletions
+        .iter()
+        .flat_map(|d| {
+            let skip = usize::from(d.what != What::Wal).min(d.keys.len());
+            d.keys[skip..].chunks(DELETE_BATCH)
+        })
         .collect();
     progress.message(&format!(
-        "{}: deleting {} WAL objects",
+        "{}: deleting {} objects of data and WAL",
         plan.policy,
-        wal.iter().map(|c| c.len()).sum::<usize>()
+        rest.iter().map(|c| c.len()).sum::<usize>()
     ));
-    stream::iter(wal)
+    stream::iter(rest)
         .map(|batch| store.delete_many(batch))
         .buffer_unordered(concurrency.max(1))
         .try_collect::<Vec<()>>()
         .await?;
-    for d in plan.deletions.iter().filter(|d| d.what == What::Wal) {
+    for d in &plan.deletions {
+        s.backups += usize::from(d.what != What::Wal);
         s.objects += d.keys.len();
         s.bytes += d.bytes;
     }

@@ -156,3 +156,50 @@ fn invariants_refuse_plans_that_break_restorability() {
     let v = invariants::check_postgres(&cat, &plan, &p, minutes(40)).unwrap_err();
     assert!(matches!(v, Violation::Window { .. }), "{v}");
 }
+
+/// The executor removes every backup's descriptor before any data or WAL key, and each key once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn executor_deletes_descriptors_before_any_data() {
+    use crate::store::testkit::Recording;
+    use crate::store::{FsStore, StorageUrl};
+    let cat = four();
+    let p = policy("15m", 1);
+    let mut plan = postgres::plan(&cat, &p, "s", minutes(40), DEFAULT_GRACE).unwrap();
+    // Give each backup some data keys beyond its descriptor.
+    for d in plan.deletions.iter_mut().filter(|d| d.what != What::Wal) {
+        d.keys
+            .extend((0..3).map(|i| format!("srv/base/{}/data_{i}.tar", d.name)));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let url = StorageUrl::parse(&format!("file://{}", dir.path().display())).unwrap();
+    let store = Recording::new(FsStore::new(url));
+    let summary = super::execute::execute(&store, &plan, 4, &crate::report::Silent)
+        .await
+        .unwrap();
+    let calls = store.deletes.lock().unwrap().clone();
+    let descriptors: Vec<String> = plan
+        .deletions
+        .iter()
+        .filter(|d| d.what != What::Wal)
+        .map(|d| d.keys[0].clone())
+        .collect();
+    assert_eq!(
+        descriptors,
+        ["srv/base/a/backup.info", "srv/base/b/backup.info"]
+    );
+    assert_eq!(calls[0], descriptors, "one first batch of every descriptor");
+    assert!(
+        calls[1..]
+            .iter()
+            .flatten()
+            .all(|k| !k.ends_with("backup.info")),
+        "{calls:?}"
+    );
+    let mut all: Vec<&String> = calls.iter().flatten().collect();
+    let mut want: Vec<&String> = plan.deletions.iter().flat_map(|d| &d.keys).collect();
+    all.sort();
+    want.sort();
+    assert_eq!(all, want, "every planned key exactly once");
+    assert_eq!(summary.backups, 2);
+    assert_eq!(summary.objects, want.len());
+}

@@ -7,6 +7,8 @@
 mod error;
 mod fs;
 mod s3;
+#[cfg(test)]
+pub mod testkit;
 mod url;
 
 pub use error::{Error, Result};

@@ -1,0 +1,74 @@
+//! Test-only: a store that records what is asked of it.
+
+use super::{DirListing, FsStore, ObjectMeta, ObjectStore, Result, StorageUrl};
+use async_trait::async_trait;
+use bytes::Bytes;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// An [`FsStore`] that records every listing and delete call (in order) and the peak number of
+/// listings running at once (each listing takes at least 20 ms, so overlap shows).
+pub struct Recording {
+    pub inner: FsStore,
+    pub calls: Mutex<Vec<String>>,
+    /// Each `delete_many` call's keys, in the order the calls started.
+    pub deletes: Mutex<Vec<Vec<String>>>,
+    pub running: AtomicUsize,
+    pub peak: AtomicUsize,
+}
+
+impl Recording {
+    pub fn new(inner: FsStore) -> Self {
+        Self {
+            inner,
+            calls: Mutex::default(),
+            deletes: Mutex::default(),
+            running: AtomicUsize::new(0),
+            peak: AtomicUsize::new(0),
+        }
+    }
+
+    async fn track<T>(&self, what: String, f: impl Future<Output = T>) -> T {
+        self.calls.lock().unwrap().push(what);
+        let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+        self.peak.fetch_max(now, Ordering::SeqCst);
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let out = f.await;
+        self.running.fetch_sub(1, Ordering::SeqCst);
+        out
+    }
+}
+
+#[async_trait]
+impl ObjectStore for Recording {
+    fn url(&self) -> &StorageUrl {
+        self.inner.url()
+    }
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
+        self.track(format!("list {prefix}"), self.inner.list(prefix))
+            .await
+    }
+    async fn list_dir(&self, prefix: &str) -> Result<DirListing> {
+        self.track(format!("dir {prefix}"), self.inner.list_dir(prefix))
+            .await
+    }
+    async fn get(&self, key: &str) -> Result<Bytes> {
+        self.inner.get(key).await
+    }
+    async fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Bytes> {
+        self.inner.get_range(key, offset, len).await
+    }
+    async fn put(&self, key: &str, body: Bytes) -> Result<()> {
+        self.inner.put(key, body).await
+    }
+    async fn put_if_absent(&self, key: &str, body: Bytes) -> Result<bool> {
+        self.inner.put_if_absent(key, body).await
+    }
+    async fn delete_many(&self, keys: &[String]) -> Result<()> {
+        self.deletes.lock().unwrap().push(keys.to_vec());
+        self.inner.delete_many(keys).await
+    }
+    async fn head(&self, key: &str) -> Result<Option<ObjectMeta>> {
+        self.inner.head(key).await
+    }
+}
