@@ -213,3 +213,158 @@ mod tests {
         assert!(BackupInfo::parse("status=WEIRD\n").is_err());
     }
 }
+
+/// A tablespace of a base backup: `barman-cloud-backup` uploads it as `OID.tar[.gz|...]` (plus
+/// `OID_NNNN.tar...` parts) beside `data.tar`, and PostgreSQL finds it through the symlink
+/// `pg_tblspc/OID` -> `location`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Tablespace {
+    pub name: String,
+    pub oid: u32,
+    pub location: String,
+}
+
+impl BackupInfo {
+    /// The `tablespaces` field: absent or `None` means none. Barman writes it as a Python literal,
+    /// `[('name', 16385, '/location'), ...]`.
+    pub fn tablespaces(&self) -> Result<Vec<Tablespace>, String> {
+        match self.other.get("tablespaces").map(|s| s.trim()) {
+            None | Some("None" | "" | "[]") => Ok(vec![]),
+            Some(text) => parse_tablespace_list(text).ok_or_else(|| {
+                format!("tablespaces = {text}: not a list of (name, oid, location)")
+            }),
+        }
+    }
+}
+
+/// Parses a Python literal list of `(str, int, str)` tuples (either quote style, backslash
+/// escapes as `repr` writes them).
+fn parse_tablespace_list(text: &str) -> Option<Vec<Tablespace>> {
+    let mut p = Lit {
+        s: text.as_bytes(),
+        at: 0,
+    };
+    let mut out = Vec::new();
+    p.eat(b'[')?;
+    while !p.peek_is(b']') {
+        let close = if p.peek_is(b'(') { b')' } else { b']' };
+        p.at += 1;
+        let name = p.string()?;
+        p.eat(b',')?;
+        let oid = p.int()?;
+        p.eat(b',')?;
+        let location = p.string()?;
+        p.skip(b',');
+        p.eat(close)?;
+        out.push(Tablespace {
+            name,
+            oid,
+            location,
+        });
+        p.skip(b',');
+    }
+    p.eat(b']')?;
+    p.ws();
+    (p.at == p.s.len()).then_some(out)
+}
+
+struct Lit<'a> {
+    s: &'a [u8],
+    at: usize,
+}
+
+impl Lit<'_> {
+    fn ws(&mut self) {
+        while self.s.get(self.at).is_some_and(u8::is_ascii_whitespace) {
+            self.at += 1;
+        }
+    }
+    fn peek_is(&mut self, c: u8) -> bool {
+        self.ws();
+        self.s.get(self.at) == Some(&c)
+    }
+    fn eat(&mut self, c: u8) -> Option<()> {
+        self.peek_is(c).then(|| self.at += 1)
+    }
+    fn skip(&mut self, c: u8) {
+        let _ = self.eat(c);
+    }
+    fn int(&mut self) -> Option<u32> {
+        self.ws();
+        let start = self.at;
+        while self.s.get(self.at).is_some_and(u8::is_ascii_digit) {
+            self.at += 1;
+        }
+        std::str::from_utf8(&self.s[start..self.at])
+            .ok()?
+            .parse()
+            .ok()
+    }
+    fn string(&mut self) -> Option<String> {
+        self.ws();
+        let quote = *self
+            .s
+            .get(self.at)
+            .filter(|c| **c == b'\'' || **c == b'"')?;
+        self.at += 1;
+        let mut out = Vec::new();
+        loop {
+            match *self.s.get(self.at)? {
+                b'\\' => {
+                    out.push(*self.s.get(self.at + 1)?);
+                    self.at += 2;
+                }
+                c if c == quote => {
+                    self.at += 1;
+                    return String::from_utf8(out).ok();
+                }
+                c => {
+                    out.push(c);
+                    self.at += 1;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tablespace_tests {
+    use super::*;
+
+    fn info(value: &str) -> BackupInfo {
+        let mut i = BackupInfo::parse("status=DONE\n").unwrap();
+        i.other.insert("tablespaces".into(), value.into());
+        i
+    }
+
+    #[test]
+    fn tablespace_lists_as_barman_writes_them() {
+        assert_eq!(info("None").tablespaces().unwrap(), vec![]);
+        let t = info(r#"[('tbs1', 16385, '/var/lib/tbs1'), ("it's", 16390, '/a b/c\'d')]"#)
+            .tablespaces()
+            .unwrap();
+        assert_eq!(
+            t,
+            [
+                Tablespace {
+                    name: "tbs1".into(),
+                    oid: 16385,
+                    location: "/var/lib/tbs1".into()
+                },
+                Tablespace {
+                    name: "it's".into(),
+                    oid: 16390,
+                    location: "/a b/c'd".into()
+                }
+            ]
+        );
+        for bad in [
+            "[('x', 'y', '/z')]",
+            "[('x', 1)]",
+            "[('x', 1, '/z')",
+            "nonsense",
+        ] {
+            assert!(info(bad).tablespaces().is_err(), "{bad}");
+        }
+    }
+}

@@ -88,6 +88,10 @@ pub struct PgArgs {
     /// Give up waiting for recovery after this many seconds.
     #[arg(long, default_value_t = 3600)]
     pub timeout: u64,
+    /// Restore tablespace NAME into DIR instead of its original location (repeatable). Every
+    /// tablespace location must be empty or absent.
+    #[arg(long = "tablespace", value_name = "NAME:DIR")]
+    pub tablespaces: Vec<String>,
 }
 
 fn parse_target(s: &str) -> Result<Target, String> {
@@ -115,7 +119,8 @@ pub async fn run(args: RestoreArgs, output: Output) -> anyhow::Result<Outcome> {
     let Some((server_cat, window)) = cat.barman.first() else {
         bail!("no server {server} in {url}")
     };
-    let plan = pgrestore::plan(server_cat, window, a.to)?;
+    let mut plan = pgrestore::plan(server_cat, window, a.to)?;
+    plan.relocate(&a.tablespaces)?;
     let mut report =
         serde_json::json!({ "schema": "openova.restore/v1", "plan": plan, "dry_run": a.dry_run });
     if output == Output::Text {
@@ -152,6 +157,9 @@ pub async fn run(args: RestoreArgs, output: Output) -> anyhow::Result<Outcome> {
         }
         if a.start {
             start::hand_over(&a.target_dir)?;
+            for t in &plan.tablespaces {
+                start::hand_over(&t.location)?;
+            }
             if a.restore_command.is_none() {
                 start::hand_over(&helper_dir(&a.target_dir))?;
             }
@@ -266,6 +274,20 @@ fn print_plan(p: &pgrestore::Plan, dir: &Path, dry_run: bool) {
         p.objects.len(),
         dir.display()
     );
+    for t in &p.tablespaces {
+        let moved = if t.location.as_os_str() == t.original.as_str() {
+            String::new()
+        } else {
+            format!(" (backed up at {})", t.original)
+        };
+        println!(
+            "  tablespace {} (oid {}) into {}{moved}, linked from pg_tblspc/{}",
+            t.name,
+            t.oid,
+            t.location.display(),
+            t.oid
+        );
+    }
     if dry_run {
         println!("  dry run: nothing downloaded or written");
     }

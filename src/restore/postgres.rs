@@ -27,8 +27,53 @@ pub struct Plan {
     pub wal_from: String,
     pub wal_to: String,
     pub download_bytes: u64,
+    /// Every object to download: the data tar(s), then each tablespace's.
     pub objects: Vec<String>,
     pub pg_major: Option<u32>,
+    pub tablespaces: Vec<TablespacePlan>,
+}
+
+/// Where a tablespace of the backup goes.
+#[derive(Debug, Clone, Serialize)]
+pub struct TablespacePlan {
+    pub name: String,
+    pub oid: u32,
+    /// Its location when backed up.
+    pub original: String,
+    /// Where it is restored (the original unless relocated); `pg_tblspc/OID` links there.
+    pub location: PathBuf,
+    pub objects: Vec<String>,
+}
+
+impl Plan {
+    /// Applies `NAME:DIR` relocations (as barman-cloud-restore's `--tablespace`).
+    pub fn relocate(&mut self, rules: &[String]) -> Result<(), Error> {
+        for rule in rules {
+            let (name, to) = rule
+                .split_once(':')
+                .filter(|(n, d)| !n.is_empty() && !d.is_empty())
+                .ok_or_else(|| Error::Relocation(format!("'{rule}' is not NAME:DIR")))?;
+            let known: Vec<String> = self.tablespaces.iter().map(|t| t.name.clone()).collect();
+            let t = self
+                .tablespaces
+                .iter_mut()
+                .find(|t| t.name == name)
+                .ok_or_else(|| {
+                    Error::Relocation(format!(
+                        "backup {} has no tablespace '{name}' (it has: {})",
+                        self.backup_id,
+                        if known.is_empty() {
+                            "none".to_string()
+                        } else {
+                            known.join(", ")
+                        }
+                    ))
+                })?;
+            t.location =
+                std::path::absolute(to).map_err(|e| Error::Relocation(format!("{to}: {e}")))?;
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -39,8 +84,10 @@ pub enum Error {
         target: String,
         window: String,
     },
-    #[error("base backup {0} has tablespaces; restoring tablespaces is not supported yet")]
-    Tablespaces(String),
+    #[error("base backup {id}: {why}")]
+    Tablespaces { id: String, why: String },
+    #[error("--tablespace {0}")]
+    Relocation(String),
     #[error("base backup {id}: {key} is not a tar archive openova can read ({why})")]
     BadArchive {
         id: String,
@@ -122,19 +169,42 @@ pub fn plan(cat: &ServerCatalog, window: &Window, target: Target) -> Result<Plan
         .find(|b| b.id == range.backup_id)
         .expect("ranges come from backups");
     let info = b.info.as_ref().expect("ranges come from DONE backups");
-    if info
-        .other
-        .get("tablespaces")
-        .is_some_and(|t| t != "None" && t != "[]")
-    {
-        return Err(Error::Tablespaces(b.id.clone()));
-    }
-    let objects: Vec<String> = b
+    let bad = |why: String| Error::Tablespaces {
+        id: b.id.clone(),
+        why,
+    };
+    let mut objects: Vec<String> = b
         .objects
         .iter()
         .filter(|o| is_data(&o.key))
         .map(|o| o.key.clone())
         .collect();
+    objects.sort();
+    let mut tablespaces = Vec::new();
+    for t in info.tablespaces().map_err(bad)? {
+        let mut parts: Vec<String> = b
+            .objects
+            .iter()
+            .filter(|o| is_part_of(&o.key, &t.oid.to_string()))
+            .map(|o| o.key.clone())
+            .collect();
+        parts.sort();
+        if parts.is_empty() {
+            return Err(bad(format!(
+                "tablespace {} (oid {}) has no {}.tar* object in the backup folder",
+                t.name, t.oid, t.oid
+            )));
+        }
+        objects.extend(parts.iter().cloned());
+        tablespaces.push(TablespacePlan {
+            location: PathBuf::from(&t.location),
+            name: t.name,
+            oid: t.oid,
+            original: t.location,
+            objects: parts,
+        });
+    }
+    let wanted: std::collections::HashSet<&String> = objects.iter().collect();
     Ok(Plan {
         server: cat.server.clone(),
         target,
@@ -146,17 +216,24 @@ pub fn plan(cat: &ServerCatalog, window: &Window, target: Target) -> Result<Plan
         download_bytes: b
             .objects
             .iter()
-            .filter(|o| is_data(&o.key))
+            .filter(|o| wanted.contains(&o.key))
             .map(|o| o.size)
             .sum(),
         objects,
         pg_major: info.version.map(|v| v / 10000),
+        tablespaces,
     })
 }
 
 fn is_data(key: &str) -> bool {
+    is_part_of(key, "data")
+}
+
+/// `BASE.tar[.COMPRESSION]` or an additional part `BASE_NNNN.tar[...]`, as barman-cloud names them.
+fn is_part_of(key: &str, base: &str) -> bool {
     let file = key.rsplit('/').next().unwrap_or_default();
-    file.starts_with("data.tar") || file.starts_with("data_")
+    file.strip_prefix(base)
+        .is_some_and(|rest| rest.starts_with(".tar") || rest.starts_with('_'))
 }
 
 /// What fetching the base backup took.
@@ -178,26 +255,50 @@ pub async fn download_and_extract(
         let path = path.to_path_buf();
         move |source| Error::Io { what, path, source }
     };
-    if dir.exists()
-        && std::fs::read_dir(dir)
-            .map_err(io("reading", dir))?
-            .next()
-            .is_some()
-    {
-        return Err(Error::NotEmpty(dir.to_path_buf()));
+    let empty_or_absent = |d: &Path| -> Result<(), Error> {
+        if d.exists()
+            && std::fs::read_dir(d)
+                .map_err(io("reading", d))?
+                .next()
+                .is_some()
+        {
+            return Err(Error::NotEmpty(d.to_path_buf()));
+        }
+        Ok(())
+    };
+    // Every destination is checked before anything is written.
+    empty_or_absent(dir)?;
+    for t in &plan.tablespaces {
+        empty_or_absent(&t.location)?;
     }
     std::fs::create_dir_all(dir).map_err(io("creating", dir))?;
     let mut got = Fetched::default();
-    let mut keys = plan.objects.clone();
-    keys.sort();
-    for key in &keys {
+    let mut jobs: Vec<(&String, &Path)> = plan
+        .objects
+        .iter()
+        .filter(|k| is_data(k))
+        .map(|k| (k, dir))
+        .collect();
+    for t in &plan.tablespaces {
+        std::fs::create_dir_all(&t.location).map_err(io("creating", &t.location))?;
+        jobs.extend(t.objects.iter().map(|k| (k, t.location.as_path())));
+    }
+    for (key, into) in jobs {
         let t = std::time::Instant::now();
         let body = store.get(key).await?;
         got.download_seconds += t.elapsed().as_secs_f64();
         got.bytes += body.len() as u64;
         let t = std::time::Instant::now();
-        extract(&plan.backup_id, key, &body, dir)?;
+        extract(&plan.backup_id, key, &body, into)?;
         got.extract_seconds += t.elapsed().as_secs_f64();
+    }
+    // PostgreSQL finds each tablespace through pg_tblspc/OID.
+    let links = dir.join("pg_tblspc");
+    std::fs::create_dir_all(&links).map_err(io("creating", &links))?;
+    for t in &plan.tablespaces {
+        let link = links.join(t.oid.to_string());
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(&t.location, &link).map_err(io("linking", &link))?;
     }
     // barman-cloud-backup leaves pg_wal's content out; PostgreSQL needs the folder.
     std::fs::create_dir_all(dir.join("pg_wal")).map_err(io("creating", &dir.join("pg_wal")))?;

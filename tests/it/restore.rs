@@ -187,3 +187,103 @@ fn restore_started(s3: &S3Server, server: &str, to: &str, dir: &Path) -> (Run, V
     );
     (run, got)
 }
+
+/// A backup with a tablespace: `--tablespace NAME:DIR` restores it into DIR, linked from
+/// `pg_tblspc/OID`, and the restored server reads the table that lives there.
+#[test]
+fn tablespaces_are_restored_and_can_be_relocated() {
+    let s3 = S3Server::start(S3Kind::S3sFs);
+    let server = unique_name("pgts");
+    let pg = Postgres::start(&s3, &server);
+    let original = pg.dir().join("tbs");
+    let made = as_postgres("mkdir")
+        .arg("-p")
+        .arg(&original)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    pg.sql(&format!(
+        "create tablespace tbs location '{}'",
+        original.display()
+    ));
+    pg.sql("create table in_tbs (x int) tablespace tbs; insert into in_tbs values (42)");
+    let oid = pg.sql("select oid from pg_tablespace where spcname = 'tbs'");
+    let seg = pg.switch_wal();
+    pg.wait_archived(&seg);
+    pg.base_backup();
+    let seg = pg.switch_wal();
+    pg.wait_archived(&seg);
+
+    let work = tempfile::tempdir().unwrap();
+    let (dir, moved) = (work.path().join("data"), work.path().join("tbs-moved"));
+    let rule = format!("tbs:{}", moved.display());
+    let dry = restore(
+        &s3,
+        &server,
+        "latest",
+        &dir,
+        &["--dry-run", "--tablespace", &rule],
+    );
+    assert_eq!(dry.code, 0, "{dry:?}");
+    assert!(
+        dry.stdout.contains(&format!(
+            "tablespace tbs (oid {oid}) into {}",
+            moved.display()
+        )) && dry
+            .stdout
+            .contains(&format!("backed up at {}", original.display())),
+        "{dry:?}"
+    );
+    let wrong = restore(&s3, &server, "latest", &dir, &["--tablespace", "nope:/x"]);
+    assert_eq!(wrong.code, 2, "{wrong:?}");
+    assert!(
+        wrong
+            .stderr
+            .contains("has no tablespace 'nope' (it has: tbs)")
+            && !dir.exists(),
+        "{wrong:?}"
+    );
+
+    let port = free_port();
+    let p = port.to_string();
+    let run = restore(
+        &s3,
+        &server,
+        "latest",
+        &dir,
+        &[
+            "--tablespace",
+            &rule,
+            "--start",
+            "--port",
+            &p,
+            "--timeout",
+            "120",
+        ],
+    );
+    let got = as_postgres("/usr/lib/postgresql/15/bin/psql")
+        .arg("-h")
+        .arg(&dir)
+        .args([
+            "-p",
+            &p,
+            "-d",
+            "postgres",
+            "-At",
+            "-c",
+            "select x from in_tbs",
+        ])
+        .output()
+        .unwrap();
+    stop(&dir);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&got.stdout).trim(),
+        "42",
+        "{}",
+        String::from_utf8_lossy(&got.stderr)
+    );
+    let link = std::fs::read_link(dir.join("pg_tblspc").join(&oid)).unwrap();
+    assert_eq!(link, moved);
+    assert!(std::fs::read_dir(&moved).unwrap().next().is_some());
+}
