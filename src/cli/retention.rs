@@ -40,6 +40,8 @@ struct Report {
     plan: Option<Plan>,
     refused: Option<String>,
     applied: Option<Summary>,
+    /// Reading the catalog and planning (checks included), in seconds.
+    plan_seconds: f64,
 }
 
 pub async fn run(args: RetentionArgs, output: Output) -> anyhow::Result<Outcome> {
@@ -79,6 +81,7 @@ async fn one(p: &Policy, args: &RetentionArgs, now: DateTime<Utc>) -> anyhow::Re
         plan: None,
         refused: None,
         applied: None,
+        plan_seconds: 0.0,
     };
     // Under the lease from before the catalog is read, so two runs never plan on the same state.
     let lease = if args.apply {
@@ -132,6 +135,7 @@ async fn planned_and_applied(
             servers: Some(vec![pg.server_name.clone()]),
         },
     };
+    let started = std::time::Instant::now();
     let progress = report::progress(&format!("reading {url}"));
     let concurrency = usize::from(args.store.concurrency);
     let cat = catalog::load(store.as_ref(), &scope, concurrency).await;
@@ -159,6 +163,7 @@ async fn planned_and_applied(
                 .map_err(|e| format!("refused: {e}"))
         }
     };
+    r.plan_seconds = started.elapsed().as_secs_f64();
     match planned {
         Ok(plan) => {
             if args.apply {
@@ -176,10 +181,14 @@ async fn apply(
     plan: &Plan,
     concurrency: usize,
 ) -> anyhow::Result<Summary> {
+    let started = std::time::Instant::now();
     let progress = report::progress(&format!("{}: deleting", plan.policy));
     let done = retention::execute::execute(store, plan, concurrency, progress.as_ref()).await;
     progress.finish();
-    Ok(done?)
+    Ok(Summary {
+        seconds: started.elapsed().as_secs_f64(),
+        ..done?
+    })
 }
 
 fn print_text(r: &Report, apply: bool) {
@@ -210,8 +219,8 @@ fn print_text(r: &Report, apply: bool) {
     }
     match &r.applied {
         Some(s) => println!(
-            "  done: {} backups, {} objects, {} bytes removed",
-            s.backups, s.objects, s.bytes
+            "  done: {} backups, {} objects, {} bytes removed (read and planned in {:.1}s, deleted in {:.1}s)",
+            s.backups, s.objects, s.bytes, r.plan_seconds, s.seconds
         ),
         None if !plan.deletions.is_empty() => {
             println!("  dry run: nothing deleted; run with --apply to delete");

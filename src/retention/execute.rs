@@ -20,6 +20,8 @@ pub struct Summary {
     pub backups: usize,
     pub objects: usize,
     pub bytes: u64,
+    /// How long the deletion took.
+    pub seconds: f64,
 }
 
 /// Deletes what the plan says: first the descriptor of every backup it removes (one batch for

@@ -104,6 +104,9 @@ impl Lease {
         // A few rounds: a takeover by another run may be under way; it ends within a round trip.
         for _ in 0..3 {
             if store.put_if_absent(key, body(&holder)).await? {
+                if !single_writer {
+                    confirm(store.as_ref(), key, url, &holder).await?;
+                }
                 let renewer = tokio::spawn(renew(store.clone(), key.to_string(), holder.clone()));
                 return Ok(Self {
                     store,
@@ -164,6 +167,33 @@ impl Lease {
 /// it checks the lease is still the expired one, replaces it, and removes the marker only once its
 /// own lease is in place. A run that creates the marker later finds a newer lease and backs off.
 /// `Ok(false)`: someone else's lease is (or may be) in place now; acquire again to find out.
+/// How long a fresh lease settles before it is read back (see [`confirm`]).
+const SETTLE: std::time::Duration = std::time::Duration::from_millis(300);
+
+/// Reads the lease back after [`SETTLE`]: still ours, or the run that overwrote it. Some stores
+/// (s3s-fs) check `If-None-Match` before the write instead of atomically with it, so two runs
+/// racing for a free lease can both be told they got it; the later write wins, and this is how
+/// the other one learns it lost. (Its window is the store's check-to-write time, far below the
+/// settle time.)
+async fn confirm(
+    store: &dyn ObjectStore,
+    key: &str,
+    url: &str,
+    mine: &Holder,
+) -> Result<(), Error> {
+    tokio::time::sleep(SETTLE).await;
+    match current(store, key).await? {
+        Some(h) if h.owner != mine.owner => Err(Error::Held {
+            url: url.to_string(),
+            purpose: h.purpose,
+            owner: h.owner,
+            since: h.since,
+            expires: h.expires,
+        }),
+        _ => Ok(()),
+    }
+}
+
 async fn take_over(
     store: &dyn ObjectStore,
     key: &str,

@@ -450,41 +450,69 @@ fn two_concurrent_applies_exactly_one_deletes() {
         "another holder's lease is never touched"
     );
 
-    // Two runs at once. s3s-fs cannot referee that: its If-None-Match is check-then-write, not
-    // atomic (two simultaneous conditional puts of one key both succeed, see
-    // `s3s_fs_conditional_put_is_not_atomic`), so the pair runs on a `file://` storage, whose
-    // create-if-absent is a hard link (atomic on POSIX), like the conditional put of S3 or R2.
-    two_runs_at_once_on_a_folder(&objs, &expected);
-}
+    // Two runs at once on s3s-fs, whose If-None-Match is check-then-write, not atomic (two
+    // simultaneous conditional puts of one key can both succeed, see
+    // `s3s_fs_conditional_put_is_not_atomic`): the lease's read-back after it settles referees.
+    let on_s3 = Target {
+        name: "s3s-fs",
+        s3: Some(&s3),
+        url: &url,
+        reset: &|| write_fs(&s3, &objs),
+        keys: &|| keys_fs(&s3),
+    };
+    two_runs_at_once(&on_s3, &apply, &expected);
 
-/// Two `retention --apply` started together on a `file://` storage seeded with `objs`: exactly
-/// one deletes, the other is refused (the lease is held) or, if it came after the first was done,
-/// finds nothing to delete. Repeated until they overlapped once.
-fn two_runs_at_once_on_a_folder(objs: &[Obj], expected: &BTreeSet<String>) {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
+    // And on a `file://` storage, whose create-if-absent is a hard link (atomic on POSIX), like
+    // the conditional put of S3 or R2.
+    let fdir = tempfile::tempdir().unwrap();
+    let data = fdir.path().join("data");
     std::fs::create_dir(&data).unwrap();
-    let policy = file_policy(dir.path(), &data);
-    let url = format!("file://{}/{PREFIX}", data.display());
-    let apply = [
+    let fpolicy = file_policy(fdir.path(), &data);
+    let furl = format!("file://{}/{PREFIX}", data.display());
+    let fapply = [
         "retention",
         "--policies",
-        &policy,
+        &fpolicy,
         "--apply",
         "--output",
         "json",
     ];
+    let on_folder = Target {
+        name: "file://",
+        s3: None,
+        url: &furl,
+        reset: &|| write_dir(&data, &objs),
+        keys: &|| keys_dir(&data),
+    };
+    two_runs_at_once(&on_folder, &fapply, &expected);
+}
+
+/// Where two runs race: its server (if any), storage URL, how to reseed it and list its keys.
+struct Target<'a> {
+    name: &'a str,
+    s3: Option<&'a S3Server>,
+    url: &'a str,
+    reset: &'a dyn Fn(),
+    keys: &'a dyn Fn() -> BTreeSet<String>,
+}
+
+/// Two `retention --apply` started together on a freshly seeded target: exactly one deletes, the
+/// other is refused (the lease is held) or, if it came after the first was done, finds nothing to
+/// delete. Repeated until they overlapped once.
+fn two_runs_at_once(t: &Target, apply: &[&str], expected: &BTreeSet<String>) {
+    let url = t.url;
     for attempt in 1..=10 {
-        write_dir(&data, objs);
+        (t.reset)();
         let started = Instant::now();
-        let (a, b) = (spawn(None, &apply), spawn(None, &apply));
+        let (a, b) = (spawn(t.s3, apply), spawn(t.s3, apply));
         let runs = [finish(a), finish(b)];
         let took = started.elapsed();
         assert!(runs.iter().all(|r| matches!(r.code, 0 | 1)), "{runs:?}");
         let reports: Vec<serde_json::Value> = runs.iter().map(report).collect();
         let deleted = |r: &serde_json::Value| r["applied"]["objects"].as_u64().unwrap_or(0);
         eprintln!(
-            "file:// attempt {attempt}: {took:?}, exits {} {}, objects deleted {} {}",
+            "{} attempt {attempt}: {took:?}, exits {} {}, objects deleted {} {}",
+            t.name,
             runs[0].code,
             runs[1].code,
             deleted(&reports[0]),
@@ -495,11 +523,7 @@ fn two_runs_at_once_on_a_folder(objs: &[Obj], expected: &BTreeSet<String>) {
             1,
             "exactly one run deletes: {runs:?}"
         );
-        assert_eq!(
-            keys_dir(&data),
-            *expected,
-            "the result of one run: {runs:?}"
-        );
+        assert_eq!((t.keys)(), *expected, "the result of one run: {runs:?}");
         let Some(won) = (0..2).find(|i| deleted(&reports[*i]) > 0) else {
             unreachable!()
         };
@@ -524,7 +548,10 @@ fn two_runs_at_once_on_a_folder(objs: &[Obj], expected: &BTreeSet<String>) {
         // The second came after the first was done: it planned on the result and deleted nothing.
         assert_eq!(reports[lost]["applied"]["objects"], 0, "{:?}", runs[lost]);
     }
-    panic!("two runs started together never overlapped in 10 attempts");
+    panic!(
+        "{}: two runs started together never overlapped in 10 attempts",
+        t.name
+    );
 }
 
 /// Observed, so that a fixed s3s-fs shows up: its `If-None-Match: *` is a check before the write,
