@@ -28,7 +28,8 @@ pub struct WalGetArgs {
     /// (same timeline) that is missing is an error, not the end of recovery.
     #[arg(long)]
     pub needed_until: Option<String>,
-    /// Where prefetched segments wait (default: $TMPDIR/openova-wal-spool-SERVER).
+    /// Where prefetched segments wait (default: $TMPDIR/openova-wal-spool-SERVER-HASH, one per
+    /// archive).
     #[arg(long)]
     pub spool_dir: Option<PathBuf>,
 }
@@ -48,10 +49,6 @@ pub struct WalPrefetchArgs {
     pub spool_dir: PathBuf,
 }
 
-fn default_spool(server: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("openova-wal-spool-{server}"))
-}
-
 async fn open_store(
     storage: &str,
     endpoint: Option<&str>,
@@ -68,10 +65,9 @@ async fn open_store(
 /// Exit 0 restored, 1 not in the archive, 255 a real error (PostgreSQL then aborts recovery
 /// rather than ending it early).
 pub async fn run(args: WalGetArgs) -> anyhow::Result<Outcome> {
-    let spool = args
-        .spool_dir
-        .clone()
-        .unwrap_or_else(|| default_spool(&args.server));
+    let spool = args.spool_dir.clone().unwrap_or_else(|| {
+        wal::prefetch::default_spool(&args.storage, &args.server, args.endpoint.as_deref())
+    });
     let worker = wal::prefetch::WorkerArgs {
         storage: &args.storage,
         server: &args.server,

@@ -283,6 +283,10 @@ fn is_segment(name: &str) -> bool {
 /// (waiting for it), then tells the prefetcher where recovery is and starts one if none runs.
 /// `Ok(false)`: the caller must fetch it from the store itself.
 pub fn from_local(w: &prefetch::WorkerArgs, name: &str, dest: &Path) -> Result<bool, Error> {
+    if !prefetch::claim_spool(w) {
+        // The spool belongs to another archive's live worker: fetch directly, touch nothing.
+        return Ok(false);
+    }
     let segment = is_segment(name);
     let mut served = from_spool(w.spool, name, dest)?;
     if !served && segment && w.prefetch > 0 && prefetch::wait_for(w.spool, name) {

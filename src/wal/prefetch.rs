@@ -12,7 +12,10 @@
 //! - `NAME.fetching`: the worker is downloading it;
 //! - `.asked`: the last segment a call was asked for (the worker fetches the ones after it);
 //! - `.worker.lock`: locked (`flock`) by the live worker, and holds its pid;
-//! - `.worker.log`: what the worker could not fetch (calls then fetch it themselves and report it).
+//! - `.worker.log`: what the worker could not fetch (calls then fetch it themselves and report it);
+//! - `.source`: the archive (storage, server, endpoint) the spool holds segments of. A call for
+//!   another archive never takes a segment from it: a spool left by an earlier restore of another
+//!   archive is emptied, and one a live worker fills for another archive is left alone.
 //!
 //! The worker is a bonus, never a source of truth: whatever it fails at, the call that needs the
 //! segment fetches it itself and reports success, "not found" or the error as usual. It exits once
@@ -86,22 +89,109 @@ pub fn wait_for(spool: &Path, name: &str) -> bool {
     }
 }
 
-/// Ends the spool's worker (removing its lock makes it exit) and removes the spool folder, for
-/// when recovery is over. Best effort: a download finishing meanwhile is retried over for ~2 s.
+/// Ends the spool's worker (removing its lock makes it exit) and removes what openova put in the
+/// spool, then the folder if that left it empty, for when recovery is over. Other files are never
+/// touched (a mistaken `--spool-dir` must not cost anyone data). A download finishing meanwhile
+/// is retried over for ~2 s.
 pub fn clear(spool: &Path) -> std::io::Result<()> {
     let _ = std::fs::remove_file(spool.join(LOCK));
-    let mut last = Ok(());
     for _ in 0..100 {
-        last = match std::fs::remove_dir_all(spool) {
+        remove_spool_files(spool);
+        match std::fs::remove_dir(spool) {
+            Ok(()) => return Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            other => other,
-        };
-        if last.is_ok() && !spool.exists() {
-            return Ok(());
+            Err(_) if !has_spool_files(spool) => return Ok(()), // only foreign files remain
+            Err(_) => std::thread::sleep(Duration::from_millis(20)),
         }
-        std::thread::sleep(Duration::from_millis(20));
     }
-    last
+    Err(std::io::Error::other(format!(
+        "{}: files keep appearing",
+        spool.display()
+    )))
+}
+
+/// Whether `name` is a file openova's spool holds (WAL files and its own bookkeeping).
+fn is_spool_file(name: &str) -> bool {
+    let base = name
+        .strip_suffix(".fetching")
+        .or_else(|| name.strip_suffix(".openova-partial"))
+        .unwrap_or(name);
+    crate::barman::wal::WalFile::parse(base).is_some()
+        || [LOCK, LOG, ASKED, SOURCE]
+            .iter()
+            .any(|own| base == *own || base.starts_with(&format!("{own}.")))
+}
+
+fn spool_files(spool: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(spool).map_or_else(
+        |_| vec![],
+        |d| {
+            d.flatten()
+                .filter(|e| is_spool_file(&e.file_name().to_string_lossy()))
+                .map(|e| e.path())
+                .collect()
+        },
+    )
+}
+
+fn has_spool_files(spool: &Path) -> bool {
+    !spool_files(spool).is_empty()
+}
+
+fn remove_spool_files(spool: &Path) {
+    for f in spool_files(spool) {
+        let _ = std::fs::remove_file(f);
+    }
+}
+
+const SOURCE: &str = ".source";
+
+fn source_of(w: &WorkerArgs) -> String {
+    format!(
+        "storage={}\nserver={}\nendpoint={}\n",
+        w.storage,
+        w.server,
+        w.endpoint.unwrap_or_default()
+    )
+}
+
+/// Makes sure the spool holds segments of this call's archive: `true` when the call may use it
+/// (it is new, empty or already this archive's), `false` when a live worker fills it for another
+/// archive. A stale spool of another archive is emptied and taken over.
+pub fn claim_spool(w: &WorkerArgs) -> bool {
+    let mine = source_of(w);
+    match std::fs::read_to_string(w.spool.join(SOURCE)) {
+        Ok(theirs) if theirs == mine => return true,
+        Ok(_) => {
+            if worker_alive(w.spool) {
+                return false;
+            }
+            remove_spool_files(w.spool);
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            // A spool without a source (from an older openova) may hold any archive's segments.
+            if worker_alive(w.spool) {
+                return false;
+            }
+            remove_spool_files(w.spool);
+        }
+        Err(_) => return false,
+    }
+    if std::fs::create_dir_all(w.spool).is_err() {
+        return false;
+    }
+    let tmp = w.spool.join(format!("{SOURCE}.{}", std::process::id()));
+    std::fs::write(&tmp, &mine).is_ok() && std::fs::rename(&tmp, w.spool.join(SOURCE)).is_ok()
+}
+
+/// The default spool folder: per server and archive, so two restores never share one.
+pub fn default_spool(storage: &str, server: &str, endpoint: Option<&str>) -> PathBuf {
+    // FNV-1a: stable across runs and versions (std's hasher is not).
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in format!("{storage}\n{}", endpoint.unwrap_or_default()).bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    std::env::temp_dir().join(format!("openova-wal-spool-{server}-{:08x}", h >> 32))
 }
 
 /// What a detached worker needs to reach the archive (credentials come from the environment).

@@ -271,6 +271,39 @@ fn prefetch_worker_serves_a_sequence_and_goes_away() {
     }
     let (code, _, stderr) = call(21, "60");
     assert_eq!(code, 1, "past the end of the archive: not found ({stderr})");
+
+    // Another archive with the same server and segment names, through the same spool while the
+    // worker fills it for the first: its own bytes, never the spooled ones.
+    let other = dir.path().join("other/db/wals/0000000100000000");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(
+        other.join(format!("{}.gz", name(22))),
+        gzip(&synthetic_segment(122)),
+    )
+    .unwrap();
+    std::fs::write(spool.join(name(22)), synthetic_segment(22)).unwrap(); // as if prefetched
+    let other_url = format!("file://{}", dir.path().join("other").display());
+    let dest = dir.path().join("OTHER");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_openova"))
+        .args([
+            "wal-get",
+            &name(22),
+            dest.to_str().unwrap(),
+            "--storage",
+            &other_url,
+        ])
+        .args(["--server", "db", "--spool-dir", spool.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(
+        std::fs::read(&dest).unwrap() == synthetic_segment(122),
+        "the other archive's bytes"
+    );
+    assert!(
+        spool.join(name(22)).is_file(),
+        "the live worker's spool is left alone"
+    );
     // Removing the spool's lock (as `openova restore` does once recovery is over) ends it.
     std::fs::remove_file(spool.join(".worker.lock")).unwrap();
     assert!(
@@ -278,11 +311,26 @@ fn prefetch_worker_serves_a_sequence_and_goes_away() {
         "the worker exits when its spool goes"
     );
 
+    // A spool left behind (no worker) by another archive is emptied before use; files that are
+    // not openova's stay.
+    std::fs::create_dir_all(&spool).unwrap();
+    std::fs::write(spool.join(".source"), "storage=s3://elsewhere\n").unwrap();
+    std::fs::write(spool.join(name(4)), synthetic_segment(999)).unwrap();
+    std::fs::write(spool.join("notes.txt"), "mine").unwrap();
     // A fresh worker with a 1 s idle timeout exits on its own after the last call.
-    std::fs::remove_dir_all(&spool).unwrap();
     let (code, _, stderr) = call(3, "1");
     assert_eq!(code, 0, "{stderr}");
     assert!(wait_until(|| worker_pid().is_some()));
     let pid = worker_pid().unwrap();
     assert!(wait_until(|| !alive(pid)), "an idle worker exits");
+    assert_eq!(
+        std::fs::read_to_string(spool.join("notes.txt")).unwrap(),
+        "mine"
+    );
+    let (code, got, stderr) = call(4, "1");
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        got.unwrap() == synthetic_segment(4),
+        "not the stale spooled segment"
+    );
 }
