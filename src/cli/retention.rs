@@ -4,7 +4,7 @@ use crate::policy::{self, Duration, Policy};
 use crate::report::{self, Output};
 use crate::retention::lease::{self, Lease};
 use crate::retention::{self, Plan, execute::Summary, invariants};
-use crate::store::{self, ObjectStore};
+use crate::store::{self, ObjectStore, StorageUrl};
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use clap::Args;
@@ -83,8 +83,19 @@ async fn one(p: &Policy, args: &RetentionArgs, now: DateTime<Utc>) -> anyhow::Re
         applied: None,
         plan_seconds: 0.0,
     };
+    // A Velero location at the bucket root owns the whole bucket: Velero marks it unavailable
+    // when anything else appears at the top ("invalid top-level directories"), so no lease can
+    // live there.
+    let velero_at_root = matches!(p, Policy::VeleroPolicy(_))
+        && matches!(&url, StorageUrl::S3 { prefix, .. } if prefix.is_empty());
+    if args.apply && velero_at_root && !args.single_writer {
+        r.refused = Some(format!(
+            "{url} is a Velero location at the bucket root, where Velero tolerates no other object, so              openova cannot keep its retention lease there; give the location a prefix, or run with              --single-writer if nothing else deletes in it"
+        ));
+        return Ok(r);
+    }
     // Under the lease from before the catalog is read, so two runs never plan on the same state.
-    let lease = if args.apply {
+    let lease = if args.apply && !velero_at_root {
         let (up, name) = url.parent();
         let lease_store = store::open(&up, &storage.connection()).await?;
         let key = format!(

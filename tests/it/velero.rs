@@ -661,3 +661,57 @@ fn tarball_inspection_counts_each_item_once() {
         counts.total
     );
 }
+
+/// A Velero location at the bucket root tolerates no other top-level object, so `--apply` writes
+/// no lease there: it is refused (saying why) unless `--single-writer`, which then deletes the
+/// expired backup and leaves nothing of openova's in the bucket.
+#[test]
+fn retention_of_a_velero_location_at_the_bucket_root_writes_no_lease() {
+    let s3 = S3Server::start(S3Kind::S3sFs);
+    let old = with_items(VeleroBackupFixture::new("cluster-daily-20261001030000"))
+        .schedule("cluster-daily")
+        .started(t("2026-10-01T03:00:00Z"))
+        .completed(t("2026-10-01T03:01:00Z"))
+        .ttl("720h0m0s");
+    let new = with_items(VeleroBackupFixture::new("cluster-daily-20261124030000"))
+        .schedule("cluster-daily")
+        .started(t("2026-11-24T03:00:00Z"))
+        .completed(t("2026-11-24T03:01:00Z"))
+        .ttl("720h0m0s");
+    upload_all(&s3, "", &[old.clone(), new.clone()]);
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("root.yaml");
+    std::fs::write(
+        &policy,
+        format!(
+            "kind: VeleroPolicy\nname: cluster-daily\nschedule: \"0 3 * * *\"\nretention: 30d\nrpo: 25h\n\
+             storage: {{ url: \"{}\", endpoint: \"{}\" }}\n",
+            s3.url(""),
+            s3.endpoint()
+        ),
+    )
+    .unwrap();
+    let policy = policy.to_str().unwrap();
+    let apply = |extra: &[&str]| {
+        let mut args = vec!["retention", "--policies", policy, "--apply"];
+        args.extend(["--at", "2026-11-25T12:00:00Z"]);
+        args.extend(extra);
+        openova(Some(&s3), &args)
+    };
+    let before = s3.list_keys("");
+    let run = apply(&[]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stdout.contains("Velero location at the bucket root")
+            && run.stdout.contains("--single-writer"),
+        "{run:?}"
+    );
+    assert_eq!(s3.list_keys(""), before, "nothing written, nothing deleted");
+
+    let run = apply(&["--single-writer"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let after = s3.list_keys("");
+    assert!(after.iter().all(|k| k.starts_with("backups/")), "{after:?}");
+    assert!(!after.iter().any(|k| k.contains(old.name())), "{after:?} {run:?}");
+    assert!(after.iter().any(|k| k.contains(new.name())), "{after:?}");
+}
