@@ -122,6 +122,18 @@ pub fn velero_backups_of<'a>(name: &str, all: &'a [VeleroBackup]) -> Vec<&'a Vel
         .collect()
 }
 
+/// Whether an unreadable backup (no labels to go by) may belong to policy `name`: its name
+/// starts with `NAME-`, or it does not have the shape `SCHEDULE-YYYYMMDDhhmmss` of another
+/// schedule's backups (a manual backup could be anyone's).
+fn may_be_of(backup: &str, name: &str) -> bool {
+    if backup.starts_with(&format!("{name}-")) {
+        return true;
+    }
+    !backup
+        .rsplit_once('-')
+        .is_some_and(|(_, ts)| ts.len() == 14 && ts.bytes().all(|c| c.is_ascii_digit()))
+}
+
 fn judge_velero(
     p: &VeleroPolicy,
     schedule: &Schedule,
@@ -132,7 +144,10 @@ fn judge_velero(
     let all = storage.velero.as_deref().unwrap_or_default();
     let mine = velero_backups_of(&p.name, all);
     let out = &mut s.violations;
-    for b in all.iter().filter(|b| b.unreadable.is_some()) {
+    for b in all
+        .iter()
+        .filter(|b| b.unreadable.is_some() && may_be_of(&b.name, &p.name))
+    {
         out.push(v(
             "unreadable",
             format!(
@@ -388,5 +403,21 @@ fn backup_problems(
     }
     for p in &cat.problems {
         out.push(v("unreadable", p.clone(), None));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn unreadable_backups_go_to_the_schedule_their_name_says() {
+        assert!(super::may_be_of(
+            "cluster-daily-20261125030000",
+            "cluster-daily"
+        ));
+        assert!(!super::may_be_of(
+            "apps-hourly-20261125030000",
+            "cluster-daily"
+        ));
+        assert!(super::may_be_of("before-upgrade", "cluster-daily"));
     }
 }

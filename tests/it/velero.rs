@@ -712,6 +712,9 @@ fn retention_of_a_velero_location_at_the_bucket_root_writes_no_lease() {
     assert_eq!(run.code, 0, "{run:?}");
     let after = s3.list_keys("");
     assert!(after.iter().all(|k| k.starts_with("backups/")), "{after:?}");
-    assert!(!after.iter().any(|k| k.contains(old.name())), "{after:?} {run:?}");
+    assert!(
+        !after.iter().any(|k| k.contains(old.name())),
+        "{after:?} {run:?}"
+    );
     assert!(after.iter().any(|k| k.contains(new.name())), "{after:?}");
 }
