@@ -131,7 +131,13 @@ pub async fn run(args: RestoreArgs, output: Output) -> anyhow::Result<Outcome> {
             "downloading and extracting base backup {}",
             plan.backup_id
         ));
-        let got = pgrestore::download_and_extract(store.as_ref(), &plan, &a.target_dir).await;
+        let got = pgrestore::download_and_extract(
+            store.as_ref(),
+            &plan,
+            &a.target_dir,
+            progress.as_ref(),
+        )
+        .await;
         progress.finish();
         let got = got?;
         report["fetched"] = serde_json::to_value(&got)?;
