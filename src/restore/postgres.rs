@@ -413,9 +413,50 @@ fn extract(id: &str, key: &str, body: &mut dyn Read, dir: &Path) -> Result<(), E
         Some("tar") => Box::new(body),
         other => return Err(bad(format!("unknown compression {other:?}"))),
     };
-    let mut archive = tar::Archive::new(reader);
+    let mut tail = EndMarker {
+        inner: reader,
+        pos: 0,
+        block_zero: true,
+        last_block_zero: false,
+    };
+    let mut archive = tar::Archive::new(&mut tail);
     archive.set_preserve_permissions(true);
-    archive.unpack(dir).map_err(|e| bad(e.to_string()))
+    archive.unpack(dir).map_err(|e| bad(e.to_string()))?;
+    // The tar reader stops at a zero block (the end-of-archive marker) or, silently, at the end
+    // of the data: a tar cut at an entry boundary would pass for a shorter backup.
+    if !tail.last_block_zero {
+        return Err(bad(
+            "it ends without the tar end-of-archive marker: the object is truncated".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Tells whether the last whole 512-byte block read was all zeros.
+struct EndMarker<R> {
+    inner: R,
+    pos: u64,
+    block_zero: bool,
+    last_block_zero: bool,
+}
+
+impl<R: Read> Read for EndMarker<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let mut rest = &buf[..n];
+        while !rest.is_empty() {
+            let room = (512 - self.pos % 512) as usize;
+            let (now, later) = rest.split_at(room.min(rest.len()));
+            self.block_zero &= now.iter().all(|b| *b == 0);
+            self.pos += now.len() as u64;
+            if self.pos.is_multiple_of(512) {
+                self.last_block_zero = self.block_zero;
+                self.block_zero = true;
+            }
+            rest = later;
+        }
+        Ok(n)
+    }
 }
 
 /// The recovery settings appended to `postgresql.auto.conf`, and `recovery.signal`.
@@ -523,5 +564,25 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("b/cut.tar.gz"), "{e}");
+        // Uncompressed, cut right after the first entry (a header boundary).
+        let mut raw = Vec::new();
+        flate2::read::GzDecoder::new(gz.as_slice())
+            .read_to_end(&mut raw)
+            .unwrap();
+        let first = 512 + files[0].1.len().div_ceil(512) * 512;
+        store
+            .put("b/cut.tar", Bytes::from(raw[..first].to_vec()))
+            .await
+            .unwrap();
+        let into = dir.path().join("cut-raw");
+        std::fs::create_dir(&into).unwrap();
+        let e = stream_extract(&store, "b", "b/cut.tar", &into, 4096, &silent)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("b/cut.tar") && e.contains("end-of-archive"),
+            "{e}"
+        );
     }
 }
