@@ -11,15 +11,8 @@ pub struct WalGetArgs {
     pub wal_name: String,
     /// Where to write it (%p).
     pub dest: PathBuf,
-    /// The Barman Cloud archive: s3://BUCKET/PREFIX or file:///PATH.
-    #[arg(long)]
-    pub storage: String,
-    /// The server folder under the storage prefix.
-    #[arg(long)]
-    pub server: String,
-    /// S3 endpoint (default: OPENOVA_S3_ENDPOINT, else AWS).
-    #[arg(long)]
-    pub endpoint: Option<String>,
+    #[command(flatten)]
+    pub archive: ArchiveArgs,
     /// How many following segments a background worker keeps downloading into the spool
     /// (0: none, every call fetches its own).
     #[arg(long, default_value_t = 8)]
@@ -34,15 +27,25 @@ pub struct WalGetArgs {
     pub spool_dir: Option<PathBuf>,
 }
 
+/// Which Barman Cloud archive.
+#[derive(Args, Debug)]
+pub struct ArchiveArgs {
+    /// The Barman Cloud archive: s3://BUCKET/PREFIX or file:///PATH.
+    #[arg(long)]
+    pub storage: String,
+    /// The server folder under the storage prefix.
+    #[arg(long)]
+    pub server: String,
+    /// S3 endpoint (default: OPENOVA_S3_ENDPOINT, else AWS).
+    #[arg(long)]
+    pub endpoint: Option<String>,
+}
+
 /// The hidden `wal-prefetch` worker that `wal-get` starts (see `openova::wal::prefetch`).
 #[derive(Args, Debug)]
 pub struct WalPrefetchArgs {
-    #[arg(long)]
-    pub storage: String,
-    #[arg(long)]
-    pub server: String,
-    #[arg(long)]
-    pub endpoint: Option<String>,
+    #[command(flatten)]
+    pub archive: ArchiveArgs,
     #[arg(long, default_value_t = 8)]
     pub prefetch: usize,
     #[arg(long)]
@@ -66,12 +69,16 @@ async fn open_store(
 /// rather than ending it early).
 pub async fn run(args: WalGetArgs) -> anyhow::Result<Outcome> {
     let spool = args.spool_dir.clone().unwrap_or_else(|| {
-        wal::prefetch::default_spool(&args.storage, &args.server, args.endpoint.as_deref())
+        wal::prefetch::default_spool(
+            &args.archive.storage,
+            &args.archive.server,
+            args.archive.endpoint.as_deref(),
+        )
     });
     let worker = wal::prefetch::WorkerArgs {
-        storage: &args.storage,
-        server: &args.server,
-        endpoint: args.endpoint.as_deref(),
+        storage: &args.archive.storage,
+        server: &args.archive.server,
+        endpoint: args.archive.endpoint.as_deref(),
         spool: &spool,
         prefetch: args.prefetch,
     };
@@ -88,9 +95,15 @@ pub async fn run(args: WalGetArgs) -> anyhow::Result<Outcome> {
         }
     }
     let result = async {
-        let store = open_store(&args.storage, args.endpoint.as_deref()).await?;
+        let store = open_store(&args.archive.storage, args.archive.endpoint.as_deref()).await?;
         Ok::<_, anyhow::Error>(
-            wal::get(store.as_ref(), &args.server, &args.wal_name, &args.dest).await?,
+            wal::get(
+                store.as_ref(),
+                &args.archive.server,
+                &args.wal_name,
+                &args.dest,
+            )
+            .await?,
         )
     };
     match result.await {
@@ -99,14 +112,14 @@ pub async fn run(args: WalGetArgs) -> anyhow::Result<Outcome> {
             let until = args.needed_until.as_deref().unwrap_or_default();
             eprintln!(
                 "openova wal-get: ERROR: {} is missing from the archive {}/{}, but the restore needs every segment up to {until}",
-                args.wal_name, args.storage, args.server
+                args.wal_name, args.archive.storage, args.archive.server
             );
             Ok(Outcome::WalError)
         }
         Ok(false) => {
             eprintln!(
                 "openova wal-get: {} is not in the archive {}/{}",
-                args.wal_name, args.storage, args.server
+                args.wal_name, args.archive.storage, args.archive.server
             );
             Ok(Outcome::NotFound)
         }
@@ -119,8 +132,8 @@ pub async fn run(args: WalGetArgs) -> anyhow::Result<Outcome> {
 
 /// Runs the prefetch worker until it is idle; its errors only go to the spool's log.
 pub async fn run_prefetch(args: WalPrefetchArgs) -> anyhow::Result<Outcome> {
-    let store = open_store(&args.storage, args.endpoint.as_deref()).await?;
-    wal::prefetch::run_worker(store, &args.server, &args.spool_dir, args.prefetch).await?;
+    let store = open_store(&args.archive.storage, args.archive.endpoint.as_deref()).await?;
+    wal::prefetch::run_worker(store, &args.archive.server, &args.spool_dir, args.prefetch).await?;
     Ok(Outcome::Ok)
 }
 
