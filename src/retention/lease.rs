@@ -54,7 +54,8 @@ pub enum Error {
 /// Whether the store honours `If-None-Match: *` on PutObject: a conditional put onto an existing
 /// object must fail. Each run probes its own key beside the lease: with one shared key, a run
 /// deleting it between another run's two puts made the store look unconditional (seen in CI).
-/// A run killed mid-probe leaves that small object behind.
+/// A run killed mid-probe leaves that small object behind; the next run to hold the lease
+/// removes it once it is an hour old.
 pub async fn probe(store: &dyn ObjectStore, lease_key: &str) -> Result<bool, store::Error> {
     let nanos = Utc::now().timestamp_nanos_opt().unwrap_or(0);
     let key = format!("{lease_key}.probe-{}-{nanos}", std::process::id());
@@ -66,6 +67,23 @@ pub async fn probe(store: &dyn ObjectStore, lease_key: &str) -> Result<bool, sto
         .await;
     store.delete_many(std::slice::from_ref(&key)).await?;
     Ok(!second?)
+}
+
+/// Removes probe objects older than an hour that runs killed mid-probe left beside the lease (a
+/// probe lasts two round trips, so none of them belongs to a live run). Best effort.
+async fn sweep_probes(store: &dyn ObjectStore, lease_key: &str) {
+    let Ok(found) = store.list(&format!("{lease_key}.probe-")).await else {
+        return;
+    };
+    let old = Utc::now() - chrono::TimeDelta::hours(1);
+    let stale: Vec<String> = found
+        .into_iter()
+        .filter(|o| o.last_modified.is_some_and(|t| t < old))
+        .map(|o| o.key)
+        .collect();
+    if !stale.is_empty() {
+        let _ = store.delete_many(&stale).await;
+    }
 }
 
 /// A held lease; renewed in the background until [`Lease::release`].
@@ -103,10 +121,31 @@ impl Lease {
         };
         // A few rounds: a takeover by another run may be under way; it ends within a round trip.
         for _ in 0..3 {
-            if store.put_if_absent(key, body(&holder)).await? {
-                if !single_writer {
-                    confirm(store.as_ref(), key, url, &holder).await?;
+            let mut got = store.put_if_absent(key, body(&holder)).await?;
+            if got && !single_writer {
+                confirm(store.as_ref(), key, url, &holder).await?;
+            }
+            if !got {
+                match current(store.as_ref(), key).await? {
+                    Some(h) if h.expires > now => {
+                        let (purpose, owner, since, expires) =
+                            (h.purpose, h.owner, h.since, h.expires);
+                        return Err(Error::Held {
+                            url: url.to_string(),
+                            purpose,
+                            owner,
+                            since,
+                            expires,
+                        });
+                    }
+                    // Expired (its holder died) or unreadable: take it over, exactly one run wins.
+                    expired => {
+                        got = take_over(store.as_ref(), key, expired.as_ref(), &holder).await?;
+                    }
                 }
+            }
+            if got {
+                sweep_probes(store.as_ref(), key).await;
                 let renewer = tokio::spawn(renew(store.clone(), key.to_string(), holder.clone()));
                 return Ok(Self {
                     store,
@@ -114,31 +153,6 @@ impl Lease {
                     holder,
                     renewer,
                 });
-            }
-            match current(store.as_ref(), key).await? {
-                Some(h) if h.expires > now => {
-                    let (purpose, owner, since, expires) = (h.purpose, h.owner, h.since, h.expires);
-                    return Err(Error::Held {
-                        url: url.to_string(),
-                        purpose,
-                        owner,
-                        since,
-                        expires,
-                    });
-                }
-                // Expired (its holder died) or unreadable: take it over, exactly one run wins.
-                expired => {
-                    if take_over(store.as_ref(), key, expired.as_ref(), &holder).await? {
-                        let renewer =
-                            tokio::spawn(renew(store.clone(), key.to_string(), holder.clone()));
-                        return Ok(Self {
-                            store,
-                            key: key.to_string(),
-                            holder,
-                            renewer,
-                        });
-                    }
-                }
             }
             tokio::time::sleep(std::time::Duration::from_millis(500)).await;
         }
@@ -336,5 +350,41 @@ mod tests {
                 .is_none(),
             "released leases are removed"
         );
+    }
+}
+
+#[cfg(test)]
+mod sweep_tests {
+    use super::*;
+    use crate::store::{FsStore, StorageUrl};
+
+    #[tokio::test]
+    async fn probes_left_by_killed_runs_are_swept_once_old() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = StorageUrl::parse(&format!("file://{}", dir.path().display())).unwrap();
+        let store: Arc<dyn ObjectStore> = Arc::new(FsStore::new(url));
+        let key = "openova/lease/cnpg";
+        for k in ["probe-1-1", "probe-2-2"] {
+            store
+                .put(&format!("{key}.{k}"), Bytes::from_static(b"probe"))
+                .await
+                .unwrap();
+        }
+        let stale = dir.path().join(format!("{key}.probe-1-1"));
+        std::fs::File::options()
+            .write(true)
+            .open(&stale)
+            .unwrap()
+            .set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(7200))
+            .unwrap();
+        let lease = Lease::acquire(store.clone(), key, "s3://b/cnpg", "retention", false)
+            .await
+            .unwrap();
+        assert!(!stale.exists(), "a two-hour-old probe is swept");
+        assert!(
+            dir.path().join(format!("{key}.probe-2-2")).exists(),
+            "a fresh one may be a live run's"
+        );
+        lease.release().await.unwrap();
     }
 }
