@@ -292,9 +292,10 @@ def list_folders(prefix):
     print(keys)
 
 
-def ping():
+def ping(bucket=None):
+    """Waits (up to 60 s) until `bucket` (default BENCH_BUCKET) answers ListObjectsV2."""
     s3 = s3_client()
-    bucket = os.environ["BENCH_BUCKET"]
+    bucket = bucket or os.environ["BENCH_BUCKET"]
     deadline = time.monotonic() + 60
     while True:
         try:

@@ -201,20 +201,6 @@ def compare(a_path, b_path, exp_path):
     return 0 if ok else 1
 
 
-def ping(bucket):
-    s3 = base.s3_client()
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            s3.list_objects_v2(Bucket=bucket, MaxKeys=1)
-            return 0
-        except Exception as e:  # noqa: BLE001 (any failure means "not yet")
-            if time.monotonic() > deadline:
-                print("bucket %s at %s not usable within 60 s: %s" % (bucket, os.environ["BENCH_ENDPOINT"], e))
-                return 1
-            time.sleep(0.25)
-
-
 def main(argv):
     cmd, args = (argv[1], argv[2:]) if len(argv) > 1 else ("", [])
     if cmd == "seed" and args:
@@ -226,7 +212,7 @@ def main(argv):
     elif cmd == "compare" and len(args) == 3:
         return compare(*args)
     elif cmd == "ping" and len(args) == 1:
-        return ping(args[0])
+        return base.ping(args[0])
     else:
         print(__doc__, file=sys.stderr)
         return 2

@@ -302,7 +302,9 @@ impl Worker {
     }
 
     async fn run(&mut self) {
-        let mut since = Instant::now();
+        let (idle, mut since) = (idle_timeout(), Instant::now());
+        // Whether the window may need new downloads: recovery moved on, or one ended.
+        let mut changed = true;
         loop {
             if !self.spool.join(LOCK).exists() {
                 return; // the spool was removed: the restore is over
@@ -312,11 +314,13 @@ impl Worker {
                 self.asked = asked;
                 since = Instant::now();
                 self.drop_stale();
+                changed = true;
             }
-            if let Some(a) = self.asked.clone() {
+            if changed && let Some(a) = self.asked.clone() {
                 self.start_downloads(&a);
             }
-            if self.in_flight.is_empty() && since.elapsed() > idle_timeout() {
+            changed = false;
+            if self.in_flight.is_empty() && since.elapsed() > idle {
                 return;
             }
             tokio::select! {
@@ -324,6 +328,7 @@ impl Worker {
                     if let Ok((name, result)) = done {
                         self.finished(&name, result);
                     }
+                    changed = true;
                 }
                 () = tokio::time::sleep(POLL) => {}
             }

@@ -31,8 +31,8 @@ impl std::fmt::Debug for Run {
     }
 }
 
-/// Runs `openova ARGS` with the server's credentials in the environment.
-pub fn openova(s3: Option<&S3Server>, args: &[&str]) -> Run {
+/// `openova ARGS` with the server's credentials in the environment (nothing from the machine's).
+pub fn openova_cmd(s3: Option<&S3Server>, args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_openova"));
     cmd.args(args)
         .env_remove("OPENOVA_S3_ENDPOINT")
@@ -40,12 +40,22 @@ pub fn openova(s3: Option<&S3Server>, args: &[&str]) -> Run {
     if let Some(s3) = s3 {
         s3.apply_env(&mut cmd);
     }
-    let out = cmd.output().expect("run openova");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    cmd
+}
+
+impl From<std::process::Output> for Run {
+    fn from(out: std::process::Output) -> Self {
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
     }
+}
+
+/// Runs `openova ARGS` with the server's credentials in the environment.
+pub fn openova(s3: Option<&S3Server>, args: &[&str]) -> Run {
+    openova_cmd(s3, args).output().expect("run openova").into()
 }
 
 /// Writes a policy file for a PostgreSQL server archived into `s3`.

@@ -6,10 +6,10 @@
 //! checked to be really there, so the test fails if openova stops doing it.
 
 use crate::cli::{openova, postgres_policy};
-use crate::support::{S3Kind, S3Server, barman};
+use crate::support::barman::{self, backup_info, py_time, wal_name, xlog};
+use crate::support::{S3Kind, S3Server};
 use chrono::{DateTime, TimeDelta, Utc};
 use std::collections::BTreeSet;
-use std::process::{Command, Stdio};
 
 const PLAIN: &str = include_str!("../fixtures/barman/done-plain.backup.info");
 const FAILED: &str = include_str!("../fixtures/barman/failed.backup.info");
@@ -24,43 +24,8 @@ const DAYS: [i64; 11] = [40, 36, 32, 28, 24, 20, 16, 12, 8, 4, 1];
 /// The DONE backup (index in [`DAYS`]) carrying a `keep:full` annotation: older than the window.
 const KEPT: usize = 3;
 
-fn wal_name(tl: u32, p: u64) -> String {
-    format!("{tl:08X}{:08X}{:08X}", p / 256, p % 256)
-}
-
-fn xlog(p: u64, offset: u64) -> String {
-    format!("{:X}/{:X}", p / 256, ((p % 256) << 24) | offset)
-}
-
 fn wal_key(server: &str, name: &str) -> String {
     format!("{PREFIX}/{server}/wals/{}/{name}", &name[..16])
-}
-
-/// Python's `str(datetime)` of an aware UTC datetime, as barman writes it.
-fn py_time(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%d %H:%M:%S%.6f+00:00").to_string()
-}
-
-/// `template` with the values of `fields` replaced (keys stay sorted, as barman writes them).
-fn backup_info(template: &str, fields: &[(&str, String)]) -> String {
-    let mut out = String::new();
-    let mut seen = 0;
-    for line in template.lines() {
-        let key = line.split_once('=').map_or(line, |(k, _)| k);
-        match fields.iter().find(|(k, _)| *k == key) {
-            Some((k, v)) => {
-                seen += 1;
-                out.push_str(&format!("{k}={v}\n"));
-            }
-            None => out.push_str(&format!("{line}\n")),
-        }
-    }
-    assert_eq!(
-        seen,
-        fields.len(),
-        "every replaced field is in the template"
-    );
-    out
 }
 
 #[derive(Debug, Clone)]
@@ -193,39 +158,13 @@ impl Scenario {
     }
 }
 
-/// Uploads every object in one boto3 process (one process per object would take minutes).
+/// Uploads every object (see [`barman::put_all`]).
 fn upload(s3: &S3Server, objects: &[(String, String)]) {
-    const PY: &str = r#"
-import json, os, sys
-import boto3
-from botocore.config import Config
-from concurrent.futures import ThreadPoolExecutor
-c = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"],
-                 region_name=os.environ["AWS_DEFAULT_REGION"],
-                 config=Config(s3={"addressing_style": "path"}, max_pool_connections=16))
-items = json.load(sys.stdin)
-def put(kv):
-    c.put_object(Bucket=sys.argv[1], Key=kv[0], Body=kv[1].encode())
-with ThreadPoolExecutor(16) as ex:
-    list(ex.map(put, items))
-"#;
-    let mut cmd = Command::new(barman::venv().join("bin/python"));
-    s3.apply_env(&mut cmd);
-    cmd.args(["-c", PY, s3.bucket()])
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("run python");
-    let body = serde_json::to_vec(objects).unwrap();
-    std::io::Write::write_all(&mut child.stdin.take().unwrap(), &body).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "upload failed: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        s3.log_tail(20)
-    );
+    let items: Vec<(&str, &str)> = objects
+        .iter()
+        .map(|(k, b)| (k.as_str(), b.as_str()))
+        .collect();
+    barman::put_all(s3, &items);
 }
 
 /// The full keys `barman-cloud-backup-delete --dry-run` says it would delete: the objects it lists

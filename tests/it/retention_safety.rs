@@ -21,13 +21,14 @@
 //! killed run is as old as its backup, far past the 24 h grace period, so the next run finishes
 //! the deletion as an orphan with the default `--grace`.
 
-use crate::cli::{Run, openova, postgres_policy};
-use crate::support::{S3Kind, S3Server, barman};
+use crate::cli::{Run, openova, openova_cmd, postgres_policy};
+use crate::support::barman::{self, py_time, xlog};
+use crate::support::{S3Kind, S3Server};
 use chrono::{DateTime, TimeDelta, Utc};
 use openova::store::{self as store, ObjectStore, S3Options, S3Store, StorageUrl};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 const PLAIN: &str = include_str!("../fixtures/barman/done-plain.backup.info");
@@ -48,38 +49,11 @@ const TAIL: u64 = 20;
 const DELETED: u64 = 9;
 
 fn wal_name(p: u64) -> String {
-    format!("00000001{:08X}{:08X}", p / 256, p % 256)
+    barman::wal_name(1, p)
 }
 
 fn wal_key(name: &str) -> String {
     format!("{PREFIX}/{SERVER}/wals/{}/{name}", &name[..16])
-}
-
-fn xlog(p: u64, offset: u64) -> String {
-    format!("{:X}/{:X}", p / 256, ((p % 256) << 24) | offset)
-}
-
-/// Python's `str(datetime)` of an aware UTC datetime, as barman writes it.
-fn py_time(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%d %H:%M:%S%.6f+00:00").to_string()
-}
-
-/// The fixture `backup.info` with `fields` replaced (each must be in the template).
-fn backup_info(fields: &[(&str, String)]) -> String {
-    let mut out = String::new();
-    let mut seen = 0;
-    for line in PLAIN.lines() {
-        let key = line.split_once('=').map_or(line, |(k, _)| k);
-        match fields.iter().find(|(k, _)| *k == key) {
-            Some((k, v)) => {
-                seen += 1;
-                out.push_str(&format!("{k}={v}\n"));
-            }
-            None => out.push_str(&format!("{line}\n")),
-        }
-    }
-    assert_eq!(seen, fields.len(), "every replaced field is in the fixture");
-    out
 }
 
 /// One object of the seeded catalog: key, body, modification time.
@@ -129,16 +103,19 @@ fn seed(now: DateTime<Utc>) -> Vec<Obj> {
             xlog(p, 0x60),
             b.format("%Y-%m-%d %H:%M:%S"),
         );
-        let info = backup_info(&[
-            ("backup_label", label),
-            ("begin_time", py_time(b)),
-            ("begin_wal", begin_wal.clone()),
-            ("begin_xlog", xlog(p, 0x28)),
-            ("end_time", py_time(end)),
-            ("end_wal", wal_name(p + 1)),
-            ("end_xlog", xlog(p + 1, 0x100)),
-            ("server_name", SERVER.to_string()),
-        ]);
+        let info = barman::backup_info(
+            PLAIN,
+            &[
+                ("backup_label", label),
+                ("begin_time", py_time(b)),
+                ("begin_wal", begin_wal.clone()),
+                ("begin_xlog", xlog(p, 0x28)),
+                ("end_time", py_time(end)),
+                ("end_wal", wal_name(p + 1)),
+                ("end_xlog", xlog(p + 1, 0x100)),
+                ("server_name", SERVER.to_string()),
+            ],
+        );
         let base = format!("{PREFIX}/{SERVER}/base/{id}");
         objs.push(Obj {
             key: format!("{base}/data.tar"),
@@ -282,67 +259,35 @@ fn file_policy(policy_dir: &Path, data: &Path) -> String {
     path.to_string_lossy().into_owned()
 }
 
-/// Any server: uploads every object in one boto3 process (LastModified is now, not `mtime`).
+/// Any server: uploads every object (LastModified is now, not `mtime`).
 fn upload(s3: &S3Server, objs: &[Obj]) {
-    const PY: &str = r#"
-import json, os, sys
-import boto3
-from botocore.config import Config
-from concurrent.futures import ThreadPoolExecutor
-c = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"],
-                 region_name=os.environ["AWS_DEFAULT_REGION"],
-                 config=Config(s3={"addressing_style": "path"}, max_pool_connections=16))
-items = json.load(sys.stdin)
-def put(kv):
-    c.put_object(Bucket=sys.argv[1], Key=kv[0], Body=kv[1].encode())
-with ThreadPoolExecutor(16) as ex:
-    list(ex.map(put, items))
-"#;
     let items: Vec<(&str, &str)> = objs
         .iter()
         .map(|o| (o.key.as_str(), o.body.as_str()))
         .collect();
-    let mut cmd = Command::new(barman::venv().join("bin/python"));
-    s3.apply_env(&mut cmd);
-    cmd.args(["-c", PY, s3.bucket()])
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("run python");
-    let body = serde_json::to_vec(&items).unwrap();
-    std::io::Write::write_all(&mut child.stdin.take().unwrap(), &body).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "upload failed: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        s3.log_tail(20)
-    );
+    barman::put_all(s3, &items);
 }
 
 /// `openova ARGS` as a child process with the server's credentials, stdout and stderr piped.
 fn spawn(s3: Option<&S3Server>, args: &[&str]) -> Child {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_openova"));
-    cmd.args(args)
-        .env_remove("OPENOVA_S3_ENDPOINT")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
+    openova_cmd(s3, args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    if let Some(s3) = s3 {
-        s3.apply_env(&mut cmd);
-    }
-    cmd.spawn().expect("spawn openova")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn openova")
 }
 
 fn finish(child: Child) -> Run {
-    let out = child.wait_with_output().expect("wait for openova");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    child.wait_with_output().expect("wait for openova").into()
+}
+
+/// `retention --policies POLICY --apply EXTRA.. --output json`.
+fn apply_json<'a>(policy: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["retention", "--policies", policy, "--apply"];
+    args.extend(extra);
+    args.extend(["--output", "json"]);
+    args
 }
 
 /// The one policy report of a `retention --output json` run.
@@ -411,14 +356,7 @@ fn two_concurrent_applies_exactly_one_deletes() {
     let now = Utc::now();
     let objs = seed(now);
     let expected = expected_after(&objs);
-    let apply = [
-        "retention",
-        "--policies",
-        &policy,
-        "--apply",
-        "--output",
-        "json",
-    ];
+    let apply = apply_json(&policy, &[]);
 
     // Someone holds the lease: the run is refused, names the holder, deletes nothing.
     write_fs(&s3, &objs);
@@ -469,14 +407,7 @@ fn two_concurrent_applies_exactly_one_deletes() {
     std::fs::create_dir(&data).unwrap();
     let fpolicy = file_policy(fdir.path(), &data);
     let furl = format!("file://{}/{PREFIX}", data.display());
-    let fapply = [
-        "retention",
-        "--policies",
-        &fpolicy,
-        "--apply",
-        "--output",
-        "json",
-    ];
+    let fapply = apply_json(&fpolicy, &[]);
     let on_folder = Target {
         name: "file://",
         s3: None,
@@ -616,17 +547,7 @@ fn apply_on_garage_needs_single_writer() {
         keys_of(&objs)
     );
 
-    let run = openova(
-        Some(&s3),
-        &[
-            "retention",
-            "--policies",
-            &policy,
-            "--apply",
-            "--output",
-            "json",
-        ],
-    );
+    let run = openova(Some(&s3), &apply_json(&policy, &[]));
     assert_eq!(run.code, 1, "{run:?}");
     let r = report(&run);
     let refused = r["refused"].as_str().unwrap_or_default();
@@ -652,18 +573,7 @@ fn apply_on_garage_needs_single_writer() {
         "{run:?}"
     );
 
-    let run = openova(
-        Some(&s3),
-        &[
-            "retention",
-            "--policies",
-            &policy,
-            "--apply",
-            "--single-writer",
-            "--output",
-            "json",
-        ],
-    );
+    let run = openova(Some(&s3), &apply_json(&policy, &["--single-writer"]));
     assert_eq!(run.code, 0, "{run:?}");
     let r = report(&run);
     assert_eq!(r["applied"]["backups"], DELETED, "{run:?}");

@@ -2,7 +2,7 @@
 //! barman-cloud-wal-restore writes, prefetch fills the spool, a missing segment exits 1, a
 //! corrupt object exits 255 (so PostgreSQL aborts recovery instead of ending it early).
 
-use crate::cli::{Run, openova};
+use crate::cli::{Run, openova, openova_cmd};
 use crate::support::{Postgres, PostgresConfig, S3Kind, S3Server, barman, unique_name};
 
 fn wal_get(
@@ -211,15 +211,10 @@ fn prefetch_worker_serves_a_sequence_and_goes_away() {
     let call = |no: u64, idle: &str| {
         let dest = dir.path().join("RECOVERYXLOG");
         let _ = std::fs::remove_file(&dest); // as PostgreSQL does before each call
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_openova"))
-            .args([
-                "wal-get",
-                &name(no),
-                dest.to_str().unwrap(),
-                "--storage",
-                &storage,
-            ])
-            .args(["--server", "db", "--spool-dir", spool.to_str().unwrap()])
+        let (d, sp) = (dest.to_str().unwrap(), spool.to_str().unwrap());
+        let args = ["wal-get", &name(no), d, "--storage", &storage];
+        let out = openova_cmd(None, &args)
+            .args(["--server", "db", "--spool-dir", sp])
             .env("OPENOVA_PREFETCH_IDLE_SECS", idle)
             .output()
             .unwrap();
@@ -284,14 +279,14 @@ fn prefetch_worker_serves_a_sequence_and_goes_away() {
     std::fs::write(spool.join(name(22)), synthetic_segment(22)).unwrap(); // as if prefetched
     let other_url = format!("file://{}", dir.path().join("other").display());
     let dest = dir.path().join("OTHER");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_openova"))
-        .args([
-            "wal-get",
-            &name(22),
-            dest.to_str().unwrap(),
-            "--storage",
-            &other_url,
-        ])
+    let args = [
+        "wal-get",
+        &name(22),
+        dest.to_str().unwrap(),
+        "--storage",
+        &other_url,
+    ];
+    let out = openova_cmd(None, &args)
         .args(["--server", "db", "--spool-dir", spool.to_str().unwrap()])
         .output()
         .unwrap();

@@ -202,3 +202,77 @@ pub(crate) fn s3_op_bytes(
         Err(format!("{} ({})", last.trim(), out.status))
     }
 }
+
+/// Puts every `(key, body)` through one boto3 process, 16 at a time (one process per object would
+/// take minutes). The objects' LastModified is the time of the put.
+pub fn put_all(s3: &S3Server, objects: &[(&str, &str)]) {
+    const PY: &str = r#"
+import json, os, sys
+import boto3
+from botocore.config import Config
+from concurrent.futures import ThreadPoolExecutor
+c = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"],
+                 region_name=os.environ["AWS_DEFAULT_REGION"],
+                 config=Config(s3={"addressing_style": "path"}, max_pool_connections=16))
+items = json.load(sys.stdin)
+def put(kv):
+    c.put_object(Bucket=sys.argv[1], Key=kv[0], Body=kv[1].encode())
+with ThreadPoolExecutor(16) as ex:
+    list(ex.map(put, items))
+"#;
+    let mut cmd = Command::new(venv().join("bin/python"));
+    s3.apply_env(&mut cmd);
+    cmd.args(["-c", PY, s3.bucket()])
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("run python");
+    let body = serde_json::to_vec(objects).unwrap();
+    child.stdin.take().unwrap().write_all(&body).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "upload failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        s3.log_tail(20)
+    );
+}
+
+/// Python's `str(datetime)` of an aware UTC datetime, as barman writes it in `backup.info`.
+pub fn py_time(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S%.6f+00:00").to_string()
+}
+
+/// Segment number `p` (of 16 MiB segments) on timeline `tl`, as a WAL file name.
+pub fn wal_name(tl: u32, p: u64) -> String {
+    format!("{tl:08X}{:08X}{:08X}", p / 256, p % 256)
+}
+
+/// The LSN `offset` bytes into segment number `p`, as PostgreSQL prints it (`X/X`).
+pub fn xlog(p: u64, offset: u64) -> String {
+    format!("{:X}/{:X}", p / 256, ((p % 256) << 24) | offset)
+}
+
+/// A captured `backup.info` (`template`) with the values of `fields` replaced; keys stay in order,
+/// as barman writes them. Every field must be in the template.
+pub fn backup_info(template: &str, fields: &[(&str, String)]) -> String {
+    let mut out = String::new();
+    let mut seen = 0;
+    for line in template.lines() {
+        let key = line.split_once('=').map_or(line, |(k, _)| k);
+        match fields.iter().find(|(k, _)| *k == key) {
+            Some((k, v)) => {
+                seen += 1;
+                out.push_str(&format!("{k}={v}\n"));
+            }
+            None => out.push_str(&format!("{line}\n")),
+        }
+    }
+    assert_eq!(
+        seen,
+        fields.len(),
+        "every replaced field is in the template"
+    );
+    out
+}
