@@ -10,6 +10,9 @@ Subcommands:
   compare A B EXPECTED      compares the remaining keys of both stores with each other and with the model; prints
                             the differences; exit status 1 when the two stores differ or nothing was deleted
   ping BUCKET               waits (up to 60 s) until the bucket answers ListObjectsV2
+  floor BUCKET EXPECTED     the store's own delete floor: deletes every seeded key not in EXPECTED (the model,
+                            known in advance: no listing, no reading, no planning) with DeleteObjects, 1,000 keys
+                            a request, 16 at a time (threads); prints the seconds the deletes took
 
 The store reuses scripts/bench_catalog_seed.py (backup.info written by barman's own BackupInfo class, a small
 data.tar, the `SEGMENT.00000028.backup` file barman-cloud-wal-archive uploads, 16-byte WAL bodies), with times
@@ -201,6 +204,27 @@ def compare(a_path, b_path, exp_path):
     return 0 if ok else 1
 
 
+def floor(bucket, exp_path):
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    every, _, _ = model()
+    keep = set(read(exp_path))
+    gone = sorted(base.PREFIX + "/" + k for k in every if k not in keep)
+    batches = [gone[i : i + 1000] for i in range(0, len(gone), 1000)]
+    s3 = base.s3_client()
+
+    def delete(batch):
+        r = s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True})
+        if r.get("Errors"):
+            raise RuntimeError("DeleteObjects errors: %r" % r["Errors"][:3])
+
+    t0 = time.monotonic()
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        list(pool.map(delete, batches))
+    print("%.3f %d" % (time.monotonic() - t0, len(gone)))
+
+
 def main(argv):
     cmd, args = (argv[1], argv[2:]) if len(argv) > 1 else ("", [])
     if cmd == "seed" and args:
@@ -211,6 +235,8 @@ def main(argv):
         expected(args[0])
     elif cmd == "compare" and len(args) == 3:
         return compare(*args)
+    elif cmd == "floor" and len(args) == 2:
+        floor(*args)
     elif cmd == "ping" and len(args) == 1:
         return base.ping(args[0])
     else:
