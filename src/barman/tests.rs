@@ -211,4 +211,56 @@ mod listing {
             "bounded parallel listing, peak {peak}"
         );
     }
+
+    /// Folder listings start on the first page of the top listing of `wals/`, which comes in
+    /// small pages; each folder asks for a page the size of a folder (Garage reads as many
+    /// entries as a page may hold, wherever the prefix ends).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn folders_are_listed_as_the_top_listing_names_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = StorageUrl::parse(&format!("file://{}", dir.path().display())).unwrap();
+        let fs = FsStore::new(url);
+        // 130 folders of one segment each: three pages at the top (64, 64, 2).
+        for log in 0..130u64 {
+            let name = crate::barman::wal::name_of(1, log * 256, super::SIZE);
+            fs.put(
+                &format!("srv/wals/{}/{name}", &name[..16]),
+                Bytes::from_static(b"w"),
+            )
+            .await
+            .unwrap();
+        }
+        let store = Recording::new(fs);
+        let cat = crate::barman::load(&store, "srv", 4).await.unwrap();
+        assert_eq!(cat.segment_count(), 130);
+        let calls = store.calls.lock().unwrap().clone();
+        let top: Vec<usize> = calls
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.starts_with("dir srv/wals/ "))
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(
+            top.len(),
+            3,
+            "the top of wals/ in pages of 64: {:?}",
+            top.iter().map(|&i| &calls[i]).collect::<Vec<_>>()
+        );
+        assert!(calls[top[0]].ends_with("max 64"), "{}", calls[top[0]]);
+        let folders: Vec<usize> = calls
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.starts_with("dir srv/wals/0000000100000"))
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(folders.len(), 130, "one listing per folder: {calls:?}");
+        assert!(
+            folders[0] < top[1],
+            "folders are listed before the top listing ends: {calls:?}"
+        );
+        assert!(
+            folders.iter().all(|&i| calls[i].ends_with("max 320")),
+            "a folder is listed in one page sized to a folder: {calls:?}"
+        );
+    }
 }

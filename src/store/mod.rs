@@ -40,6 +40,13 @@ pub struct DirListing {
     pub dirs: Vec<String>,
 }
 
+/// One page of a listing (see [`ObjectStore::list_page`]): `next` continues it, `None` at the end.
+#[derive(Debug, Default, Clone)]
+pub struct ListPage {
+    pub listing: DirListing,
+    pub next: Option<String>,
+}
+
 /// What every storage backend offers. Keys and prefixes are relative to the store's own prefix.
 #[async_trait]
 pub trait ObjectStore: Send + Sync {
@@ -49,6 +56,33 @@ pub trait ObjectStore: Send + Sync {
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>>;
     /// One level under `prefix` (which should end in `/`), with `/` as delimiter.
     async fn list_dir(&self, prefix: &str) -> Result<DirListing>;
+    /// One page of a listing under `prefix` (one level, with `/` as delimiter, when `dirs`): at
+    /// most about `max` entries, continuing after `token` (the previous page's `next`). For a
+    /// caller that knows about how many entries to expect, or wants to act on the first ones
+    /// before the rest arrive: Garage reads MaxKeys entries on from the prefix wherever the prefix
+    /// ends, and for each folder it rolls up, so a page sized to the folder costs it far less.
+    /// Stores that answer a listing in one go return it whole, without `next`.
+    async fn list_page(
+        &self,
+        prefix: &str,
+        dirs: bool,
+        max: u16,
+        token: Option<String>,
+    ) -> Result<ListPage> {
+        let _ = (max, token);
+        let listing = if dirs {
+            self.list_dir(prefix).await?
+        } else {
+            DirListing {
+                objects: self.list(prefix).await?,
+                dirs: Vec::new(),
+            }
+        };
+        Ok(ListPage {
+            listing,
+            next: None,
+        })
+    }
     /// The whole object.
     async fn get(&self, key: &str) -> Result<Bytes>;
     /// `len` bytes from `offset` (fewer at the end of the object).

@@ -5,13 +5,14 @@
 //! others), and path-style addressing is used whenever a custom endpoint is set, since most
 //! self-hosted stores (MinIO, Garage) do not serve virtual-hosted buckets by default.
 
-use super::{Connection, DirListing, Error, ObjectMeta, ObjectStore, Result, StorageUrl};
+use super::{Connection, DirListing, Error, ListPage, ObjectMeta, ObjectStore, Result, StorageUrl};
 use async_trait::async_trait;
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::config::{
     BehaviorVersion, Region, RequestChecksumCalculation, ResponseChecksumValidation,
 };
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Output;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 use aws_smithy_types::timeout::TimeoutConfig;
@@ -127,12 +128,7 @@ impl S3Store {
     }
 
     fn relative(&self, full: &str) -> String {
-        if self.prefix.is_empty() {
-            return full.to_string();
-        }
-        full.strip_prefix(&self.prefix)
-            .map_or(full, |k| k.trim_start_matches('/'))
-            .to_string()
+        relative(full, &self.prefix)
     }
 
     /// Turns an SDK error into one that names the endpoint, bucket or key and says what to do.
@@ -192,46 +188,39 @@ impl S3Store {
         }
     }
 
-    async fn list_page(
+    async fn page(
         &self,
         prefix: &str,
         delimiter: bool,
+        max: u16,
         token: Option<String>,
-    ) -> Result<aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Output> {
+    ) -> Result<ListPage> {
         let mut req = self
             .client
             .list_objects_v2()
             .bucket(&self.bucket)
-            .prefix(self.full(prefix));
+            .prefix(self.full(prefix))
+            .max_keys(i32::from(max.clamp(1, 1000)));
         if delimiter {
             req = req.delimiter("/");
         }
-        req.set_continuation_token(token)
+        let page = req
+            .set_continuation_token(token)
             .send()
             .await
-            .map_err(|e| self.error("list", prefix, &e))
+            .map_err(|e| self.error("list", prefix, &e))?;
+        Ok(to_page(&page, &self.prefix))
     }
 
     async fn list_all(&self, prefix: &str, delimiter: bool) -> Result<DirListing> {
         let mut out = DirListing::default();
         let mut token = None;
         loop {
-            let page = self.list_page(prefix, delimiter, token).await?;
-            for o in page.contents() {
-                out.objects.push(ObjectMeta {
-                    key: self.relative(o.key().unwrap_or_default()),
-                    size: o.size().and_then(|s| u64::try_from(s).ok()).unwrap_or(0),
-                    last_modified: o.last_modified().and_then(to_chrono),
-                });
-            }
-            out.dirs.extend(
-                page.common_prefixes()
-                    .iter()
-                    .filter_map(|p| p.prefix())
-                    .map(|p| self.relative(p)),
-            );
-            token = page.next_continuation_token().map(str::to_string);
-            if token.is_none() || page.is_truncated() == Some(false) {
+            let page = self.page(prefix, delimiter, 1000, token).await?;
+            out.objects.extend(page.listing.objects);
+            out.dirs.extend(page.listing.dirs);
+            token = page.next;
+            if token.is_none() {
                 return Ok(out);
             }
         }
@@ -365,6 +354,42 @@ fn short(detail: &str) -> String {
     }
 }
 
+/// A key relative to the store's prefix.
+fn relative(full: &str, prefix: &str) -> String {
+    if prefix.is_empty() {
+        return full.to_string();
+    }
+    full.strip_prefix(prefix)
+        .map_or(full, |k| k.trim_start_matches('/'))
+        .to_string()
+}
+
+/// One ListObjectsV2 answer as a [`ListPage`], keys relative to the store's prefix.
+fn to_page(page: &ListObjectsV2Output, prefix: &str) -> ListPage {
+    let listing = DirListing {
+        objects: page
+            .contents()
+            .iter()
+            .map(|o| ObjectMeta {
+                key: relative(o.key().unwrap_or_default(), prefix),
+                size: o.size().and_then(|s| u64::try_from(s).ok()).unwrap_or(0),
+                last_modified: o.last_modified().and_then(to_chrono),
+            })
+            .collect(),
+        dirs: page
+            .common_prefixes()
+            .iter()
+            .filter_map(|p| p.prefix())
+            .map(|p| relative(p, prefix))
+            .collect(),
+    };
+    let next = match page.next_continuation_token() {
+        Some(t) if page.is_truncated() != Some(false) => Some(t.to_string()),
+        _ => None,
+    };
+    ListPage { listing, next }
+}
+
 fn to_chrono(t: &aws_sdk_s3::primitives::DateTime) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp(t.secs(), t.subsec_nanos())
 }
@@ -381,6 +406,16 @@ impl ObjectStore for S3Store {
 
     async fn list_dir(&self, prefix: &str) -> Result<DirListing> {
         self.list_all(prefix, true).await
+    }
+
+    async fn list_page(
+        &self,
+        prefix: &str,
+        dirs: bool,
+        max: u16,
+        token: Option<String>,
+    ) -> Result<ListPage> {
+        self.page(prefix, dirs, max, token).await
     }
 
     async fn get(&self, key: &str) -> Result<Bytes> {

@@ -1,13 +1,15 @@
 //! Test-only: a store that records what is asked of it.
 
-use super::{DirListing, FsStore, ObjectMeta, ObjectStore, Result, StorageUrl};
+use super::{DirListing, FsStore, ListPage, ObjectMeta, ObjectStore, Result, StorageUrl};
 use async_trait::async_trait;
 use bytes::Bytes;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// An [`FsStore`] that records every listing and delete call (in order) and the peak number of
-/// listings running at once (each listing takes at least 20 ms, so overlap shows).
+/// listings running at once (each listing takes at least 20 ms, so overlap shows). Unlike the
+/// folder it wraps, it answers `list_page` in pages of `max` entries, as an S3 store does, and
+/// records each page as "dir PREFIX max N" (or "list ...") with "after K" when it continues.
 pub struct Recording {
     pub inner: FsStore,
     pub calls: Mutex<Vec<String>>,
@@ -51,6 +53,51 @@ impl ObjectStore for Recording {
     async fn list_dir(&self, prefix: &str) -> Result<DirListing> {
         self.track(format!("dir {prefix}"), self.inner.list_dir(prefix))
             .await
+    }
+    async fn list_page(
+        &self,
+        prefix: &str,
+        dirs: bool,
+        max: u16,
+        token: Option<String>,
+    ) -> Result<ListPage> {
+        let skip: usize = token.as_deref().map_or(0, |t| t.parse().unwrap());
+        let what = format!(
+            "{} {prefix} max {max}{}",
+            if dirs { "dir" } else { "list" },
+            token.map(|t| format!(" after {t}")).unwrap_or_default()
+        );
+        let whole = self
+            .track(what, async {
+                if dirs {
+                    self.inner.list_dir(prefix).await
+                } else {
+                    self.inner.list(prefix).await.map(|objects| DirListing {
+                        objects,
+                        dirs: Vec::new(),
+                    })
+                }
+            })
+            .await?;
+        // Objects and folders in one key order, as S3 pages them.
+        let mut entries: Vec<(String, Option<ObjectMeta>)> = whole
+            .objects
+            .into_iter()
+            .map(|o| (o.key.clone(), Some(o)))
+            .chain(whole.dirs.into_iter().map(|d| (d, None)))
+            .collect();
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        let total = entries.len();
+        let end = (skip + usize::from(max)).min(total);
+        let mut page = ListPage::default();
+        for (key, meta) in entries.drain(skip.min(end)..end) {
+            match meta {
+                Some(o) => page.listing.objects.push(o),
+                None => page.listing.dirs.push(key),
+            }
+        }
+        page.next = (end < total).then(|| end.to_string());
+        Ok(page)
     }
     async fn get(&self, key: &str) -> Result<Bytes> {
         self.inner.get(key).await
