@@ -261,8 +261,14 @@ impl ServerCatalog {
         match file.kind {
             WalKind::Segment => {
                 let no = wal::seg_no(file.log, file.seg, self.segment_size);
+                // The key's own name when it is already the canonical (upper-case) one: one
+                // allocation instead of formatting three numbers, for every segment.
+                let name = match name.get(..24) {
+                    Some(n) if !n.bytes().any(|b| b.is_ascii_lowercase()) => n.to_string(),
+                    _ => file.segment_name(),
+                };
                 let seg = Segment {
-                    name: file.segment_name(),
+                    name,
                     key: meta.key,
                     size: meta.size,
                     archived: meta.last_modified,

@@ -25,8 +25,8 @@ pub struct Summary {
 }
 
 /// Deletes what the plan says: first the descriptor of every backup it removes (one batch for
-/// up to 1,000 backups), then everything else (backup data, orphans, WAL) in batches of up to
-/// 1,000 keys, `concurrency` batches at a time. Every backup thus leaves the catalog before any of
+/// up to 1,000 backups), then everything else (backup data, orphans, WAL) in batches of 1,000
+/// keys (packed across backups), `concurrency` batches at a time. Every backup thus leaves the catalog before any of
 /// its data goes, and no request waits on another backup's.
 pub async fn execute(
     store: &dyn ObjectStore,
@@ -58,20 +58,22 @@ pub async fn execute(
     for batch in descriptors.chunks(DELETE_BATCH) {
         store.delete_many(batch).await?;
     }
-    let rest: Vec<&[String]> = plan
+    // Packed across deletions: a backup's data is often one object, and a request per backup
+    // would cost a round trip (and the store its per-request work) for each.
+    let rest: Vec<String> = plan
         .deletions
         .iter()
         .flat_map(|d| {
             let skip = usize::from(d.what != What::Wal).min(d.keys.len());
-            d.keys[skip..].chunks(DELETE_BATCH)
+            d.keys[skip..].iter().cloned()
         })
         .collect();
     progress.message(&format!(
         "{}: deleting {} objects of data and WAL",
         plan.policy,
-        rest.iter().map(|c| c.len()).sum::<usize>()
+        rest.len()
     ));
-    stream::iter(rest)
+    stream::iter(rest.chunks(DELETE_BATCH))
         .map(|batch| store.delete_many(batch))
         .buffer_unordered(concurrency.max(1))
         .try_collect::<Vec<()>>()

@@ -37,20 +37,45 @@ pub fn apply(cat: &ServerCatalog, plan: &Plan) -> ServerCatalog {
         .iter()
         .flat_map(|d| d.keys.iter().map(String::as_str))
         .collect();
-    let mut after = cat.clone();
-    after
-        .backups
-        .retain(|b| !b.objects.iter().any(|o| gone.contains(o.key.as_str())));
-    for t in after.timelines.values_mut() {
-        t.segments.retain(|_, s| !gone.contains(s.key.as_str()));
-    }
-    after
+    // Built from what stays rather than cloned whole and pruned: most of a large archive's
+    // segments are usually the ones that go.
+    let timelines = cat
         .timelines
-        .retain(|_, t| !t.segments.is_empty() || !t.history.is_empty());
-    after
-        .other_wal_files
-        .retain(|o| !gone.contains(o.key.as_str()));
-    after
+        .iter()
+        .map(|(id, t)| {
+            let segments = t
+                .segments
+                .iter()
+                .filter(|(_, s)| !gone.contains(s.key.as_str()))
+                .map(|(p, s)| (*p, s.clone()))
+                .collect();
+            let t = barman::catalog::Timeline {
+                id: t.id,
+                segments,
+                history: t.history.clone(),
+            };
+            (*id, t)
+        })
+        .filter(|(_, t)| !t.segments.is_empty() || !t.history.is_empty())
+        .collect();
+    ServerCatalog {
+        server: cat.server.clone(),
+        segment_size: cat.segment_size,
+        backups: cat
+            .backups
+            .iter()
+            .filter(|b| !b.objects.iter().any(|o| gone.contains(o.key.as_str())))
+            .cloned()
+            .collect(),
+        timelines,
+        other_wal_files: cat
+            .other_wal_files
+            .iter()
+            .filter(|o| !gone.contains(o.key.as_str()))
+            .cloned()
+            .collect(),
+        problems: cat.problems.clone(),
+    }
 }
 
 /// Checks a PostgreSQL plan; the error names the first broken invariant.

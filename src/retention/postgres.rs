@@ -218,13 +218,13 @@ fn wal_deletions(
     };
     // A kept backup on an ancestor timeline replays through the switch into `tl`: then all of
     // `tl` (which starts at the switch point) is needed, whatever backups `tl` has itself.
-    let ancestors = |tl: u32| {
-        cat.timelines
-            .get(&tl)
-            .map(|t| t.history.iter().map(|h| h.parent).collect::<Vec<_>>())
-            .unwrap_or_default()
+    let replayed_into = |tl: u32| {
+        cat.timelines.get(&tl).is_some_and(|t| {
+            t.history
+                .iter()
+                .any(|h| anchors.iter().any(|a| a.0 == h.parent))
+        })
     };
-    let replayed_into = |tl: u32| anchors.iter().any(|a| ancestors(tl).contains(&a.0));
     // Everything on timeline `tl` below this position may go.
     let horizon = |tl: u32| -> u64 {
         if replayed_into(tl) {
@@ -236,8 +236,9 @@ fn wal_deletions(
             None => 0,
         }
     };
-    let goes = |tl: u32, p: u64| {
-        p < horizon(tl)
+    let mut horizons = std::collections::BTreeMap::new();
+    let mut goes = |tl: u32, p: u64| {
+        p < *horizons.entry(tl).or_insert_with(|| horizon(tl))
             && !protected
                 .iter()
                 .any(|(a, b)| (tl, p) >= *a && (tl, p) <= *b)
@@ -271,26 +272,37 @@ fn group_wal(
     policy: &str,
 ) -> Vec<Deletion> {
     let mut out: Vec<Deletion> = Vec::new();
+    // Each deletion's timeline and last position, to name it once it is complete.
+    let mut last: Vec<(u32, u64)> = Vec::new();
     for (tl, p, key, size) in items {
-        let name = wal::name_of(tl, p, cat.segment_size);
-        match out.last_mut().filter(|d| d.name.starts_with(&name[..8])) {
+        match out
+            .last_mut()
+            .filter(|_| last.last().is_some_and(|l| l.0 == tl))
+        {
             Some(d) => {
-                d.name = format!(
-                    "{} .. {name}",
-                    d.name.split(" .. ").next().unwrap_or_default()
-                );
                 d.keys.push(key);
                 d.bytes += size;
+                if let Some(l) = last.last_mut() {
+                    l.1 = p;
+                }
             }
-            None => out.push(Deletion {
-                what: What::Wal,
-                name: name.clone(),
-                reason: format!(
-                    "timeline {tl}: older than the oldest kept backup's begin_wal (policy {policy})"
-                ),
-                keys: vec![key],
-                bytes: size,
-            }),
+            None => {
+                out.push(Deletion {
+                    what: What::Wal,
+                    name: wal::name_of(tl, p, cat.segment_size),
+                    reason: format!(
+                        "timeline {tl}: older than the oldest kept backup's begin_wal (policy {policy})"
+                    ),
+                    keys: vec![key],
+                    bytes: size,
+                });
+                last.push((tl, p));
+            }
+        }
+    }
+    for (d, (tl, p)) in out.iter_mut().zip(last) {
+        if d.keys.len() > 1 {
+            d.name = format!("{} .. {}", d.name, wal::name_of(tl, p, cat.segment_size));
         }
     }
     out

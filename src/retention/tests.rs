@@ -195,6 +195,11 @@ async fn executor_deletes_descriptors_before_any_data() {
             .all(|k| !k.ends_with("backup.info")),
         "{calls:?}"
     );
+    assert_eq!(
+        calls.len(),
+        2,
+        "the data of every backup and the WAL packed in one batch after the descriptors: {calls:?}"
+    );
     let mut all: Vec<&String> = calls.iter().flatten().collect();
     let mut want: Vec<&String> = plan.deletions.iter().flat_map(|d| &d.keys).collect();
     all.sort();
