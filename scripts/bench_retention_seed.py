@@ -10,7 +10,7 @@ Subcommands:
   compare A B EXPECTED      compares the remaining keys of both stores with each other and with the model; prints
                             the differences; exit status 1 when the two stores differ or nothing was deleted
   ping BUCKET               waits (up to 60 s) until the bucket answers ListObjectsV2
-  floor BUCKET EXPECTED     the store's own delete floor: deletes every seeded key not in EXPECTED (the model,
+  floor BUCKET EXPECTED     a reference delete (a yardstick, not a hard floor): deletes every seeded key not in EXPECTED (the model,
                             known in advance: no listing, no reading, no planning) with DeleteObjects, 1,000 keys
                             a request, 16 at a time (threads); prints the seconds the deletes took
 

@@ -83,7 +83,8 @@ pub struct PolicyArgs {
 /// Store access tuning.
 #[derive(Args, Debug, Clone)]
 pub struct StoreArgs {
-    /// How many listings run at once (one per WAL folder / backup folder).
+    /// How many requests run at once: listings (one per WAL folder / backup folder) and, for
+    /// `retention --apply`, delete batches of 1,000 keys.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub concurrency: u16,
 }

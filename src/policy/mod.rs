@@ -17,11 +17,13 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cannot read {path}: {source}")]
+    /// The cause is part of the message, not a `source`: printed as a chain it would repeat.
+    #[error(
+        "cannot read {path}: {cause} (point --policies or OPENOVA_POLICIES at a policy file or a folder of them)"
+    )]
     Read {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("{path}, document {doc}{name}: {why}")]
     Invalid {
@@ -273,15 +275,15 @@ fn with_path<T: serde::de::DeserializeOwned>(value: serde_norway::Value) -> Resu
 /// Loads a policy file, or every `*.yaml`/`*.yml` file of a folder (sorted), rejecting duplicate names.
 pub fn load(path: &Path) -> Result<Vec<Loaded>> {
     let read = |p: &Path| {
-        std::fs::read_to_string(p).map_err(|source| Error::Read {
+        std::fs::read_to_string(p).map_err(|cause| Error::Read {
             path: p.to_path_buf(),
-            source,
+            cause,
         })
     };
     let files = if path.is_dir() {
-        let entries = std::fs::read_dir(path).map_err(|source| Error::Read {
+        let entries = std::fs::read_dir(path).map_err(|cause| Error::Read {
             path: path.to_path_buf(),
-            source,
+            cause,
         })?;
         let mut files: Vec<PathBuf> = entries
             .filter_map(|e| e.ok().map(|e| e.path()))

@@ -95,3 +95,20 @@ fn the_platform_policies_in_the_repository_are_valid() {
     let names: Vec<&str> = all.iter().map(|l| l.policy.name()).collect();
     assert_eq!(names, ["cluster-daily", "platform-db"]);
 }
+
+#[test]
+fn a_missing_policy_path_says_once_why_and_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope");
+    let e = format!("{:#}", anyhow::Error::from(load(&missing).unwrap_err()));
+    assert!(
+        e.starts_with(&format!("cannot read {}: ", missing.display())),
+        "{e}"
+    );
+    assert_eq!(
+        e.matches("os error 2").count(),
+        1,
+        "the cause once, also as a chain: {e}"
+    );
+    assert!(e.contains("--policies or OPENOVA_POLICIES"), "{e}");
+}
