@@ -127,7 +127,7 @@ async fn load_backups(
 
 async fn load_backup(store: &dyn ObjectStore, dir: String) -> store::Result<BaseBackup> {
     let id = store::folder_name(&dir);
-    let objects = list_sized(store, &dir, false, BACKUP_FOLDER_PAGE)
+    let objects = store::list_paged(store, &dir, false, BACKUP_FOLDER_PAGE)
         .await?
         .objects;
     let file = |o: &ObjectMeta| o.key[dir.len()..].to_string();
@@ -179,29 +179,6 @@ const BACKUP_FOLDER_PAGE: u16 = 32;
 /// 1,000, 0.1 s in pages of 50).
 const TOP_PAGE: u16 = 64;
 
-/// Every entry under `prefix` (one level when `dirs`): the first page of `first` entries, sized
-/// to what the caller expects there, later ones as large as stores allow.
-async fn list_sized(
-    store: &dyn ObjectStore,
-    prefix: &str,
-    dirs: bool,
-    first: u16,
-) -> store::Result<store::DirListing> {
-    let mut out = store::DirListing::default();
-    let mut token = None;
-    let mut max = first;
-    loop {
-        let page = store.list_page(prefix, dirs, max, token).await?;
-        out.objects.extend(page.listing.objects);
-        out.dirs.extend(page.listing.dirs);
-        match page.next {
-            Some(next) => token = Some(next),
-            None => return Ok(out),
-        }
-        max = 1000;
-    }
-}
-
 /// Every object under `wals/`, in key order: the history files at the top, then each folder
 /// listed on its own, as soon as a page of the top listing names it.
 async fn list_wals(
@@ -228,7 +205,7 @@ async fn list_wals(
             // and some stores (s3s-fs) walk far less to produce it than for a recursive listing.
             let folders = listing.dirs.into_iter().map(|dir| {
                 async move {
-                    list_sized(store, &dir, true, WAL_FOLDER_PAGE)
+                    store::list_paged(store, &dir, true, WAL_FOLDER_PAGE)
                         .await
                         .map(|l| l.objects)
                 }

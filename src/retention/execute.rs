@@ -26,8 +26,8 @@ pub struct Summary {
 
 /// Deletes what the plan says: first the descriptor of every backup it removes (one batch for
 /// up to 1,000 backups), then everything else (backup data, orphans, WAL) in batches of 1,000
-/// keys (packed across backups), `concurrency` batches at a time. Every backup thus leaves the catalog before any of
-/// its data goes, and no request waits on another backup's.
+/// keys (packed across backups), `concurrency` batches at a time. Every backup thus leaves the
+/// catalog before any of its data goes, and no request waits on another backup's.
 pub async fn execute(
     store: &dyn ObjectStore,
     plan: &Plan,

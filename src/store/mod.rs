@@ -70,16 +70,8 @@ pub trait ObjectStore: Send + Sync {
         token: Option<String>,
     ) -> Result<ListPage> {
         let _ = (max, token);
-        let listing = if dirs {
-            self.list_dir(prefix).await?
-        } else {
-            DirListing {
-                objects: self.list(prefix).await?,
-                dirs: Vec::new(),
-            }
-        };
         Ok(ListPage {
-            listing,
+            listing: list_whole(self, prefix, dirs).await?,
             next: None,
         })
     }
@@ -99,6 +91,49 @@ pub trait ObjectStore: Send + Sync {
     /// is a bare 404 as well, so this says `None` there too: list first to learn a bucket is missing.
     async fn head(&self, key: &str) -> Result<Option<ObjectMeta>>;
 }
+
+/// The whole listing under `prefix` (one level when `dirs`), in one answer.
+pub async fn list_whole<S: ObjectStore + ?Sized>(
+    store: &S,
+    prefix: &str,
+    dirs: bool,
+) -> Result<DirListing> {
+    if dirs {
+        store.list_dir(prefix).await
+    } else {
+        Ok(DirListing {
+            objects: store.list(prefix).await?,
+            dirs: Vec::new(),
+        })
+    }
+}
+
+/// Every entry under `prefix` (one level when `dirs`), page by page through
+/// [`ObjectStore::list_page`]: the first page of `first` entries, sized to what the caller
+/// expects there, later ones as large as stores allow.
+pub async fn list_paged<S: ObjectStore + ?Sized>(
+    store: &S,
+    prefix: &str,
+    dirs: bool,
+    first: u16,
+) -> Result<DirListing> {
+    let mut out = DirListing::default();
+    let mut token = None;
+    let mut max = first;
+    loop {
+        let page = store.list_page(prefix, dirs, max, token).await?;
+        out.objects.extend(page.listing.objects);
+        out.dirs.extend(page.listing.dirs);
+        match page.next {
+            Some(next) => token = Some(next),
+            None => return Ok(out),
+        }
+        max = MAX_PAGE;
+    }
+}
+
+/// The most entries ListObjectsV2 returns in one page (S3, R2 and Garage alike).
+pub const MAX_PAGE: u16 = 1000;
 
 /// Where the endpoint and addressing of an S3 store come from, besides the URL itself.
 #[derive(Debug, Clone, Default)]

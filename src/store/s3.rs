@@ -200,7 +200,7 @@ impl S3Store {
             .list_objects_v2()
             .bucket(&self.bucket)
             .prefix(self.full(prefix))
-            .max_keys(i32::from(max.clamp(1, 1000)));
+            .max_keys(i32::from(max.clamp(1, super::MAX_PAGE)));
         if delimiter {
             req = req.delimiter("/");
         }
@@ -210,20 +210,6 @@ impl S3Store {
             .await
             .map_err(|e| self.error("list", prefix, &e))?;
         Ok(to_page(&page, &self.prefix))
-    }
-
-    async fn list_all(&self, prefix: &str, delimiter: bool) -> Result<DirListing> {
-        let mut out = DirListing::default();
-        let mut token = None;
-        loop {
-            let page = self.page(prefix, delimiter, 1000, token).await?;
-            out.objects.extend(page.listing.objects);
-            out.dirs.extend(page.listing.dirs);
-            token = page.next;
-            if token.is_none() {
-                return Ok(out);
-            }
-        }
     }
 
     async fn delete_batch(&self, keys: &[String]) -> Result<()> {
@@ -401,11 +387,13 @@ impl ObjectStore for S3Store {
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
-        Ok(self.list_all(prefix, false).await?.objects)
+        Ok(super::list_paged(self, prefix, false, super::MAX_PAGE)
+            .await?
+            .objects)
     }
 
     async fn list_dir(&self, prefix: &str) -> Result<DirListing> {
-        self.list_all(prefix, true).await
+        super::list_paged(self, prefix, true, super::MAX_PAGE).await
     }
 
     async fn list_page(

@@ -68,16 +68,7 @@ impl ObjectStore for Recording {
             token.map(|t| format!(" after {t}")).unwrap_or_default()
         );
         let whole = self
-            .track(what, async {
-                if dirs {
-                    self.inner.list_dir(prefix).await
-                } else {
-                    self.inner.list(prefix).await.map(|objects| DirListing {
-                        objects,
-                        dirs: Vec::new(),
-                    })
-                }
-            })
+            .track(what, super::list_whole(&self.inner, prefix, dirs))
             .await?;
         // Objects and folders in one key order, as S3 pages them.
         let mut entries: Vec<(String, Option<ObjectMeta>)> = whole
