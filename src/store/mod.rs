@@ -6,6 +6,7 @@
 
 mod error;
 mod fs;
+mod listxml;
 mod s3;
 #[cfg(test)]
 pub mod testkit;

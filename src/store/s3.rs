@@ -5,6 +5,7 @@
 //! others), and path-style addressing is used whenever a custom endpoint is set, since most
 //! self-hosted stores (MinIO, Garage) do not serve virtual-hosted buckets by default.
 
+use super::listxml;
 use super::{Connection, DirListing, Error, ListPage, ObjectMeta, ObjectStore, Result, StorageUrl};
 use async_trait::async_trait;
 use aws_sdk_s3::config::http::HttpResponse;
@@ -12,9 +13,18 @@ use aws_sdk_s3::config::{
     BehaviorVersion, Region, RequestChecksumCalculation, ResponseChecksumValidation,
 };
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Output;
-use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+use aws_sdk_s3::operation::list_objects_v2::{ListObjectsV2Error, ListObjectsV2Output};
+use aws_sdk_s3::primitives::{ByteStream, DateTimeFormat};
+use aws_sdk_s3::types::{CommonPrefix, Delete, Object, ObjectIdentifier};
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::{
+    BeforeSerializationInterceptorContextRef, Error as ErasedError, Output, OutputOrError,
+};
+use aws_smithy_runtime_api::client::orchestrator::OrchestratorError;
+use aws_smithy_runtime_api::client::ser_de::{DeserializeResponse, SharedResponseDeserializer};
+use aws_smithy_types::config_bag::ConfigBag;
+use aws_smithy_types::error::ErrorMetadata;
 use aws_smithy_types::timeout::TimeoutConfig;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -206,6 +216,8 @@ impl S3Store {
         }
         let page = req
             .set_continuation_token(token)
+            .customize()
+            .interceptor(OnePassList)
             .send()
             .await
             .map_err(|e| self.error("list", prefix, &e))?;
@@ -374,6 +386,104 @@ fn to_page(page: &ListObjectsV2Output, prefix: &str) -> ListPage {
         _ => None,
     };
     ListPage { listing, next }
+}
+
+/// Swaps the SDK's ListObjectsV2 decoder for [`listxml`] (see there for why) on the listing it is
+/// attached to. The deserializer is looked up in the config bag after the response arrives, and the
+/// interceptor state is the bag's top layer.
+#[derive(Debug)]
+struct OnePassList;
+
+impl Intercept for OnePassList {
+    fn name(&self) -> &'static str {
+        "openova one-pass ListObjectsV2 decoder"
+    }
+
+    fn read_before_execution(
+        &self,
+        _: &BeforeSerializationInterceptorContextRef<'_>,
+        cfg: &mut ConfigBag,
+    ) -> std::result::Result<(), BoxError> {
+        cfg.interceptor_state()
+            .store_put(SharedResponseDeserializer::new(OnePassList));
+        Ok(())
+    }
+}
+
+impl DeserializeResponse for OnePassList {
+    fn deserialize_nonstreaming_with_config(
+        &self,
+        response: &HttpResponse,
+        _: &ConfigBag,
+    ) -> OutputOrError {
+        let status = response.status();
+        let body = response.body().bytes().unwrap_or_default();
+        let service_error = |code: Option<String>, message: Option<String>| {
+            let mut meta = ErrorMetadata::builder();
+            if let Some(code) = code {
+                meta = meta.code(code);
+            }
+            if let Some(message) = message {
+                meta = meta.message(message);
+            }
+            let err = ListObjectsV2Error::generic(meta.build());
+            Err(OrchestratorError::operation(ErasedError::erase(err)))
+        };
+        match (listxml::parse(body), status.is_success()) {
+            // S3 may answer an error document with any status, 200 included.
+            (Ok(listxml::Answer::Error { code, message }), _) => service_error(code, message),
+            (Ok(listxml::Answer::List(list)), true) => list_output(list)
+                .map(Output::erase)
+                .map_err(|why| OrchestratorError::response(why.into())),
+            // A failure status without an error document (a proxy's page, an empty body): the
+            // status tells (the caller maps it).
+            (_, false) => service_error(None, None),
+            (Err(why), true) => Err(OrchestratorError::response(
+                format!("unreadable ListObjectsV2 answer: {why}").into(),
+            )),
+        }
+    }
+}
+
+/// The SDK's output type, which `send()` expects back.
+fn list_output(list: listxml::Listing) -> std::result::Result<ListObjectsV2Output, String> {
+    let contents = list
+        .objects
+        .into_iter()
+        .map(|e| {
+            let size = e
+                .size
+                .map(|s| {
+                    s.trim()
+                        .parse::<i64>()
+                        .map_err(|_| format!("object '{}' has size '{s}'", e.key))
+                })
+                .transpose()?;
+            let modified = e
+                .last_modified
+                .map(|t| {
+                    aws_sdk_s3::primitives::DateTime::from_str(t.trim(), DateTimeFormat::DateTime)
+                        .map_err(|_| format!("object '{}' has LastModified '{t}'", e.key))
+                })
+                .transpose()?;
+            Ok(Object::builder()
+                .key(e.key)
+                .set_size(size)
+                .set_last_modified(modified)
+                .build())
+        })
+        .collect::<std::result::Result<Vec<_>, String>>()?;
+    let prefixes = list
+        .prefixes
+        .into_iter()
+        .map(|p| CommonPrefix::builder().prefix(p).build())
+        .collect();
+    Ok(ListObjectsV2Output::builder()
+        .set_contents(Some(contents))
+        .set_common_prefixes(Some(prefixes))
+        .set_is_truncated(list.truncated)
+        .set_next_continuation_token(list.next_token)
+        .build())
 }
 
 fn to_chrono(t: &aws_sdk_s3::primitives::DateTime) -> Option<DateTime<Utc>> {
