@@ -109,10 +109,8 @@ def seed(buckets):
     last = [(b, k, body) for b in buckets for k, body, _ in objs if k.endswith("/backup.info")]
     _put_all(first)
     _put_all(last)
-    print(
-        "%s; into %d buckets (%d objects in all)"
-        % (base.summary(objs, backups), len(buckets), len(objs) * len(buckets))
-    )
+    where = "into s3://%s" % buckets[0] if len(buckets) == 1 else "into %d buckets" % len(buckets)
+    print("%s; %s (%d objects in all)" % (base.summary(objs, backups), where, len(objs) * len(buckets)))
 
 
 # --- checking -----------------------------------------------------------------------------------------------------
