@@ -31,11 +31,8 @@ pub struct Listing {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Answer {
     List(Listing),
-    /// An `<Error>` document (S3 may send one with any status).
-    Error {
-        code: Option<String>,
-        message: Option<String>,
-    },
+    /// An `<Error>` document (S3 may send one with any status); the SDK decodes those.
+    Error,
 }
 
 /// The text fields this decoder keeps.
@@ -47,8 +44,6 @@ enum Field {
     Prefix,
     IsTruncated,
     NextToken,
-    Code,
-    Message,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,8 +69,6 @@ struct Decoder<'a> {
     open: Vec<&'a str>,
     root: Option<Root>,
     list: Listing,
-    code: Option<String>,
-    message: Option<String>,
     /// The `<Contents>` being read.
     entry: Option<Entry>,
     /// The field whose text is being collected, and the text so far.
@@ -138,13 +131,20 @@ impl<'a> Decoder<'a> {
                 self.open.last().copied().unwrap_or("?")
             ));
         }
-        Ok(match self.root {
-            Some(Root::Error) => Answer::Error {
-                code: self.code,
-                message: self.message,
-            },
-            _ => Answer::List(self.list),
-        })
+        if self.root == Some(Root::Error) {
+            return Ok(Answer::Error);
+        }
+        let list = self.list;
+        // A page that says the listing goes on must say where: otherwise the listing would end
+        // there, short (a server answering ListObjects V1 style does this, with a NextMarker).
+        if list.truncated == Some(true) && list.next_token.is_none() {
+            return Err(
+                "the listing continues (IsTruncated true) but the answer has no \
+                 NextContinuationToken"
+                    .to_string(),
+            );
+        }
+        Ok(Answer::List(list))
     }
 
     fn start(&mut self, name: &'a str) -> Result<(), String> {
@@ -170,11 +170,13 @@ impl<'a> Decoder<'a> {
                 "Contents" => self.entry = Some(Entry::default()),
                 "IsTruncated" => self.capture = Some(Field::IsTruncated),
                 "NextContinuationToken" => self.capture = Some(Field::NextToken),
-                _ => {}
-            },
-            (1, Some(Root::Error)) => match name {
-                "Code" => self.capture = Some(Field::Code),
-                "Message" => self.capture = Some(Field::Message),
+                // openova never asks for URL-encoded keys; taken as they are, they would be wrong.
+                "EncodingType" => {
+                    return Err(
+                        "the keys are URL-encoded (EncodingType), which openova did not ask for"
+                            .to_string(),
+                    );
+                }
                 _ => {}
             },
             (2, Some(Root::List)) => match (self.open[1], name) {
@@ -228,9 +230,8 @@ impl<'a> Decoder<'a> {
                     other => return Err(format!("IsTruncated is '{other}', not true or false")),
                 });
             }
-            Field::NextToken => self.list.next_token = Some(value),
-            Field::Code => self.code = Some(value),
-            Field::Message => self.message = Some(value),
+            // An empty token continues nothing (sent back, it would start the listing over).
+            Field::NextToken => self.list.next_token = Some(value).filter(|t| !t.is_empty()),
         }
         Ok(())
     }
@@ -308,13 +309,17 @@ fn unescape(t: &str) -> Result<Cow<'_, str>, String> {
             "quot" => '"',
             "apos" => '\'',
             _ => {
+                let digits = |d: &str, radix: u32| {
+                    let valid = !d.is_empty() && d.chars().all(|c| c.is_digit(radix));
+                    valid.then(|| u32::from_str_radix(d, radix).ok()).flatten()
+                };
                 let code = if let Some(hex) = entity
                     .strip_prefix("#x")
                     .or_else(|| entity.strip_prefix("#X"))
                 {
-                    u32::from_str_radix(hex, 16).ok()
+                    digits(hex, 16)
                 } else if let Some(dec) = entity.strip_prefix('#') {
-                    dec.parse().ok()
+                    digits(dec, 10)
                 } else {
                     None
                 };
@@ -421,16 +426,10 @@ mod tests {
     }
 
     #[test]
-    fn reads_an_error_document() {
+    fn knows_an_error_document() {
         let xml = "<?xml version=\"1.0\"?><Error><Code>NoSuchBucket</Code>\
             <Message>The specified bucket does not exist</Message><RequestId>1</RequestId></Error>";
-        assert_eq!(
-            parse(xml.as_bytes()),
-            Ok(Answer::Error {
-                code: Some("NoSuchBucket".into()),
-                message: Some("The specified bucket does not exist".into()),
-            })
-        );
+        assert_eq!(parse(xml.as_bytes()), Ok(Answer::Error));
     }
 
     #[test]
@@ -472,6 +471,30 @@ mod tests {
             (
                 "<ListBucketResult><IsTruncated>maybe</IsTruncated></ListBucketResult>",
                 "IsTruncated is 'maybe'",
+            ),
+            (
+                "<ListBucketResult><Contents><Key>&#x+41;</Key></Contents></ListBucketResult>",
+                "unknown entity '&#x+41;'",
+            ),
+            (
+                "<ListBucketResult><Contents><Key>&#;</Key></Contents></ListBucketResult>",
+                "unknown entity '&#;'",
+            ),
+            // A V1-style page (NextMarker) and an empty token would end the listing short.
+            (
+                "<ListBucketResult><IsTruncated>true</IsTruncated><NextMarker>a</NextMarker>\
+                 </ListBucketResult>",
+                "no NextContinuationToken",
+            ),
+            (
+                "<ListBucketResult><IsTruncated>true</IsTruncated>\
+                 <NextContinuationToken></NextContinuationToken></ListBucketResult>",
+                "no NextContinuationToken",
+            ),
+            (
+                "<ListBucketResult><EncodingType>url</EncodingType><Contents><Key>a%20b</Key>\
+                 </Contents></ListBucketResult>",
+                "URL-encoded",
             ),
         ] {
             let err = parse(bad.as_bytes()).expect_err(bad);

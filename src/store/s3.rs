@@ -13,7 +13,9 @@ use aws_sdk_s3::config::{
     BehaviorVersion, Region, RequestChecksumCalculation, ResponseChecksumValidation,
 };
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_sdk_s3::operation::list_objects_v2::{ListObjectsV2Error, ListObjectsV2Output};
+use aws_sdk_s3::operation::list_objects_v2::{
+    ListObjectsV2, ListObjectsV2Error, ListObjectsV2Output,
+};
 use aws_sdk_s3::primitives::{ByteStream, DateTimeFormat};
 use aws_sdk_s3::types::{CommonPrefix, Delete, Object, ObjectIdentifier};
 use aws_smithy_runtime_api::box_error::BoxError;
@@ -22,12 +24,13 @@ use aws_smithy_runtime_api::client::interceptors::context::{
     BeforeSerializationInterceptorContextRef, Error as ErasedError, Output, OutputOrError,
 };
 use aws_smithy_runtime_api::client::orchestrator::OrchestratorError;
+use aws_smithy_runtime_api::client::runtime_plugin::RuntimePlugin;
 use aws_smithy_runtime_api::client::ser_de::{DeserializeResponse, SharedResponseDeserializer};
-use aws_smithy_types::config_bag::ConfigBag;
-use aws_smithy_types::error::ErrorMetadata;
+use aws_smithy_types::config_bag::{ConfigBag, FrozenLayer};
 use aws_smithy_types::timeout::TimeoutConfig;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 /// Connection settings of an [`S3Store`], already resolved (no environment reads later).
@@ -389,8 +392,10 @@ fn to_page(page: &ListObjectsV2Output, prefix: &str) -> ListPage {
 }
 
 /// Swaps the SDK's ListObjectsV2 decoder for [`listxml`] (see there for why) on the listing it is
-/// attached to. The deserializer is looked up in the config bag after the response arrives, and the
-/// interceptor state is the bag's top layer.
+/// attached to. The deserializer is looked up in the config bag after each response arrives (retries
+/// included), and the interceptor state is the bag's top layer. Answers that are not a listing (a
+/// failure status, an `<Error>` document) go to the SDK's own decoder, so errors, their codes and
+/// their retries stay exactly the SDK's.
 #[derive(Debug)]
 struct OnePassList;
 
@@ -410,37 +415,42 @@ impl Intercept for OnePassList {
     }
 }
 
+/// The SDK's own ListObjectsV2 decoder, from the operation's public runtime plugin.
+fn sdk_list_decoder() -> Option<&'static SharedResponseDeserializer> {
+    static LAYER: OnceLock<Option<FrozenLayer>> = OnceLock::new();
+    LAYER
+        .get_or_init(|| RuntimePlugin::config(&ListObjectsV2::new()))
+        .as_ref()?
+        .load::<SharedResponseDeserializer>()
+}
+
 impl DeserializeResponse for OnePassList {
     fn deserialize_nonstreaming_with_config(
         &self,
         response: &HttpResponse,
-        _: &ConfigBag,
+        cfg: &ConfigBag,
     ) -> OutputOrError {
-        let status = response.status();
-        let body = response.body().bytes().unwrap_or_default();
-        let service_error = |code: Option<String>, message: Option<String>| {
-            let mut meta = ErrorMetadata::builder();
-            if let Some(code) = code {
-                meta = meta.code(code);
-            }
-            if let Some(message) = message {
-                meta = meta.message(message);
-            }
-            let err = ListObjectsV2Error::generic(meta.build());
-            Err(OrchestratorError::operation(ErasedError::erase(err)))
-        };
-        match (listxml::parse(body), status.is_success()) {
-            // S3 may answer an error document with any status, 200 included.
-            (Ok(listxml::Answer::Error { code, message }), _) => service_error(code, message),
-            (Ok(listxml::Answer::List(list)), true) => list_output(list)
-                .map(Output::erase)
-                .map_err(|why| OrchestratorError::response(why.into())),
-            // A failure status without an error document (a proxy's page, an empty body): the
-            // status tells (the caller maps it).
-            (_, false) => service_error(None, None),
-            (Err(why), true) => Err(OrchestratorError::response(
-                format!("unreadable ListObjectsV2 answer: {why}").into(),
+        let sdk = || match sdk_list_decoder() {
+            Some(d) => d.deserialize_nonstreaming_with_config(response, cfg),
+            None => Err(OrchestratorError::other(
+                "aws-sdk-s3 no longer provides its ListObjectsV2 decoder",
             )),
+        };
+        if !response.status().is_success() {
+            return sdk();
+        }
+        let unreadable = |why: String| {
+            let err =
+                ListObjectsV2Error::unhandled(format!("unreadable ListObjectsV2 answer: {why}"));
+            OrchestratorError::operation(ErasedError::erase(err))
+        };
+        match listxml::parse(response.body().bytes().unwrap_or_default()) {
+            Ok(listxml::Answer::List(list)) => {
+                list_output(list).map(Output::erase).map_err(unreadable)
+            }
+            // S3 may send an error document with a 200.
+            Ok(listxml::Answer::Error) => sdk(),
+            Err(why) => Err(unreadable(why)),
         }
     }
 }
@@ -462,8 +472,11 @@ fn list_output(list: listxml::Listing) -> std::result::Result<ListObjectsV2Outpu
             let modified = e
                 .last_modified
                 .map(|t| {
-                    aws_sdk_s3::primitives::DateTime::from_str(t.trim(), DateTimeFormat::DateTime)
-                        .map_err(|_| format!("object '{}' has LastModified '{t}'", e.key))
+                    aws_sdk_s3::primitives::DateTime::from_str(
+                        t.trim(),
+                        DateTimeFormat::DateTimeWithOffset,
+                    )
+                    .map_err(|_| format!("object '{}' has LastModified '{t}'", e.key))
                 })
                 .transpose()?;
             Ok(Object::builder()
@@ -590,5 +603,95 @@ impl ObjectStore for S3Store {
             Err(Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_smithy_runtime_api::http::StatusCode;
+    use aws_smithy_types::body::SdkBody;
+
+    fn answer(status: u16, body: &str) -> OutputOrError {
+        let status = StatusCode::try_from(status).unwrap();
+        let response = HttpResponse::new(status, SdkBody::from(body.to_string()));
+        OnePassList.deserialize_nonstreaming_with_config(&response, &ConfigBag::base())
+    }
+
+    /// What `f` says of the SDK error an answer decodes to.
+    fn service_error<R>(result: OutputOrError, f: impl FnOnce(&ListObjectsV2Error) -> R) -> R {
+        let err = result.expect_err("an error");
+        let err = err.as_operation_error().expect("an operation error");
+        f(err
+            .downcast_ref::<ListObjectsV2Error>()
+            .expect("the SDK's error type"))
+    }
+
+    fn code(result: OutputOrError) -> Option<String> {
+        service_error(result, |e| e.code().map(str::to_string))
+    }
+
+    fn text(result: OutputOrError) -> String {
+        service_error(result, |e| DisplayErrorContext(e).to_string())
+    }
+
+    #[test]
+    fn a_listing_is_decoded_into_the_sdk_output() {
+        let xml = "<ListBucketResult><IsTruncated>true</IsTruncated><Contents><Key>p/a&amp;b</Key>\
+            <LastModified>2026-11-24T16:42:21.000Z</LastModified><Size>42</Size></Contents>\
+            <CommonPrefixes><Prefix>p/d/</Prefix></CommonPrefixes>\
+            <NextContinuationToken>t</NextContinuationToken></ListBucketResult>";
+        let out = answer(200, xml).expect("a listing");
+        let out = out
+            .downcast::<ListObjectsV2Output>()
+            .expect("the SDK's output type");
+        let page = to_page(&out, "p");
+        assert_eq!(page.listing.objects.len(), 1);
+        assert_eq!(page.listing.objects[0].key, "a&b");
+        assert_eq!(page.listing.objects[0].size, 42);
+        assert_eq!(
+            page.listing.objects[0]
+                .last_modified
+                .map(|t| t.to_rfc3339()),
+            Some("2026-11-24T16:42:21+00:00".to_string())
+        );
+        assert_eq!(page.listing.dirs, ["d/"]);
+        assert_eq!(page.next.as_deref(), Some("t"));
+        // Times with an offset are accepted, as the SDK accepts them.
+        let xml = xml.replace(".000Z", "+01:00");
+        assert!(answer(200, &xml).is_ok());
+    }
+
+    #[test]
+    fn errors_are_the_sdks_own() {
+        assert!(
+            sdk_list_decoder().is_some(),
+            "the SDK's decoder is reachable"
+        );
+        let missing = "<Error><Code>NoSuchBucket</Code><Message>no</Message></Error>";
+        let modeled = service_error(answer(404, missing), |e| {
+            matches!(e, ListObjectsV2Error::NoSuchBucket(_))
+        });
+        assert!(modeled, "a 404 NoSuchBucket is the SDK's modeled error");
+        // An error document with a 200, as S3 may send.
+        let internal = "<Error><Code>InternalError</Code></Error>";
+        assert_eq!(
+            code(answer(200, internal)).as_deref(),
+            Some("InternalError")
+        );
+        let denied = "<Error><Code>AccessDenied</Code></Error>";
+        assert_eq!(code(answer(403, denied)).as_deref(), Some("AccessDenied"));
+    }
+
+    #[test]
+    fn an_unreadable_listing_is_an_error_not_a_shorter_listing() {
+        let cut = "<ListBucketResult><Contents><Key>a</Key></Contents><Contents><Key>b";
+        let t = text(answer(200, cut));
+        assert!(t.contains("unreadable ListObjectsV2 answer"), "{t}");
+        assert!(t.contains("ends early"), "{t}");
+        let bad_size = "<ListBucketResult><Contents><Key>a</Key><Size>x</Size></Contents>\
+            </ListBucketResult>";
+        let t = text(answer(200, bad_size));
+        assert!(t.contains("object 'a' has size 'x'"), "{t}");
     }
 }
