@@ -44,6 +44,7 @@ enum Field {
     Prefix,
     IsTruncated,
     NextToken,
+    Encoding,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,6 +77,8 @@ struct Decoder<'a> {
     buf: String,
     /// Whether the root element has been closed.
     done: bool,
+    /// The `EncodingType` the page declares (empty when it declares none, or an empty one).
+    encoding: String,
 }
 
 impl<'a> Decoder<'a> {
@@ -134,7 +137,8 @@ impl<'a> Decoder<'a> {
         if self.root == Some(Root::Error) {
             return Ok(Answer::Error);
         }
-        let list = self.list;
+        let mut list = self.list;
+        decode_encoding(&self.encoding, &mut list)?;
         // A page that says the listing goes on must say where: otherwise the listing would end
         // there, short (a server answering ListObjects V1 style does this, with a NextMarker).
         if list.truncated == Some(true) && list.next_token.is_none() {
@@ -170,13 +174,10 @@ impl<'a> Decoder<'a> {
                 "Contents" => self.entry = Some(Entry::default()),
                 "IsTruncated" => self.capture = Some(Field::IsTruncated),
                 "NextContinuationToken" => self.capture = Some(Field::NextToken),
-                // openova never asks for URL-encoded keys; taken as they are, they would be wrong.
-                "EncodingType" => {
-                    return Err(
-                        "the keys are URL-encoded (EncodingType), which openova did not ask for"
-                            .to_string(),
-                    );
-                }
+                // openova never asks for URL-encoded keys, but a server may say `url` anyway (or
+                // send an empty element, which means none): read after the page, see
+                // `decode_encoding`.
+                "EncodingType" => self.capture = Some(Field::Encoding),
                 _ => {}
             },
             (2, Some(Root::List)) => match (self.open[1], name) {
@@ -232,6 +233,7 @@ impl<'a> Decoder<'a> {
             }
             // An empty token continues nothing (sent back, it would start the listing over).
             Field::NextToken => self.list.next_token = Some(value).filter(|t| !t.is_empty()),
+            Field::Encoding => self.encoding = value,
         }
         Ok(())
     }
@@ -258,6 +260,58 @@ impl<'a> Decoder<'a> {
         }
         Ok(())
     }
+}
+
+/// Applies the page's `EncodingType`: none (no element, or an empty one, as versitygw sends on every
+/// page) leaves the text as it is; `url` percent-decodes the keys and prefixes, as S3 clients do
+/// (botocore's `unquote_plus`: `+` is a space, `%2B` a plus). The continuation token is opaque and
+/// never encoded. Another encoding is refused: read as plain text, its keys would be wrong.
+fn decode_encoding(encoding: &str, list: &mut Listing) -> Result<(), String> {
+    match encoding.trim() {
+        "" => Ok(()),
+        e if e.eq_ignore_ascii_case("url") => {
+            for entry in &mut list.objects {
+                entry.key = url_decode(&entry.key)?;
+            }
+            for prefix in &mut list.prefixes {
+                *prefix = url_decode(prefix)?;
+            }
+            Ok(())
+        }
+        other => Err(format!(
+            "the page's keys are in EncodingType '{}', which openova cannot read (only `url` is known)",
+            short(other)
+        )),
+    }
+}
+
+/// Decodes a URL-encoded key: `%XX` escapes and `+` for a space; the bytes must be UTF-8.
+fn url_decode(s: &str) -> Result<String, String> {
+    if !s.contains(['%', '+']) {
+        return Ok(s.to_string());
+    }
+    let bad = || format!("a URL-encoded key with a broken escape: '{}'", short(s));
+    let mut out = Vec::with_capacity(s.len());
+    let mut bytes = s.bytes();
+    while let Some(b) = bytes.next() {
+        out.push(match b {
+            b'+' => b' ',
+            b'%' => {
+                let hi = bytes
+                    .next()
+                    .and_then(|c| (c as char).to_digit(16))
+                    .ok_or_else(bad)?;
+                let lo = bytes
+                    .next()
+                    .and_then(|c| (c as char).to_digit(16))
+                    .ok_or_else(bad)?;
+                u8::try_from(hi * 16 + lo).map_err(|_| bad())?
+            }
+            other => other,
+        });
+    }
+    String::from_utf8(out)
+        .map_err(|_| format!("a URL-encoded key that is not UTF-8: '{}'", short(s)))
 }
 
 /// `rest` starts a construct that ends with `end`: its whole length.
@@ -492,9 +546,19 @@ mod tests {
                 "no NextContinuationToken",
             ),
             (
-                "<ListBucketResult><EncodingType>url</EncodingType><Contents><Key>a%20b</Key>\
+                "<ListBucketResult><EncodingType>base64</EncodingType><Contents><Key>YQ==</Key>\
                  </Contents></ListBucketResult>",
-                "URL-encoded",
+                "EncodingType 'base64'",
+            ),
+            (
+                "<ListBucketResult><EncodingType>url</EncodingType><Contents><Key>a%2</Key>\
+                 </Contents></ListBucketResult>",
+                "broken escape: 'a%2'",
+            ),
+            (
+                "<ListBucketResult><EncodingType>url</EncodingType><Contents><Key>a%FF</Key>\
+                 </Contents></ListBucketResult>",
+                "not UTF-8: 'a%FF'",
             ),
         ] {
             let err = parse(bad.as_bytes()).expect_err(bad);
@@ -505,6 +569,38 @@ mod tests {
                 .unwrap_err()
                 .contains("not UTF-8")
         );
+    }
+
+    #[test]
+    fn an_empty_encoding_type_is_none_and_url_pages_are_decoded() {
+        // versitygw sends an empty element on every page, asked or not.
+        let l = list(
+            "<ListBucketResult><EncodingType></EncodingType><Contents><Key>a%20b+c</Key>\
+             </Contents><CommonPrefixes><Prefix>p%2F</Prefix></CommonPrefixes></ListBucketResult>",
+        );
+        assert_eq!(l.objects[0].key, "a%20b+c");
+        assert_eq!(l.prefixes, ["p%2F"]);
+        // `url` may come after the entries it applies to.
+        let l = list(
+            "<ListBucketResult><Contents><Key>a%20b+c%2Bd/%C3%A9</Key></Contents>\
+             <CommonPrefixes><Prefix>x%25y/</Prefix></CommonPrefixes>\
+             <EncodingType>url</EncodingType></ListBucketResult>",
+        );
+        assert_eq!(l.objects[0].key, "a b c+d/\u{e9}");
+        assert_eq!(l.prefixes, ["x%y/"]);
+    }
+
+    /// URL-encodes like S3 does for `EncodingType=url` (space as `+`, unreserved bytes as they are).
+    fn url_encode(s: &str) -> String {
+        s.bytes()
+            .map(|b| match b {
+                b' ' => "+".to_string(),
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect()
     }
 
     /// Escapes like an S3 server does for element text.
@@ -524,17 +620,23 @@ mod tests {
             objects in proptest::collection::vec(("\\PC{1,40}", 0u64..u64::MAX), 0..20),
             prefixes in proptest::collection::vec("\\PC{1,20}/", 0..5),
             token in proptest::option::of("[A-Za-z0-9+/=]{1,40}"),
+            encoding in prop_oneof![Just(None), Just(Some("")), Just(Some("url"))],
         ) {
+            // No EncodingType, an empty one (none, as versitygw sends it) or `url`.
+            let text = |s: &str| if encoding == Some("url") { url_encode(s) } else { escape(s) };
             let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ListBucketResult>");
+            if let Some(e) = encoding {
+                xml.push_str(&format!("<EncodingType>{e}</EncodingType>"));
+            }
             xml.push_str(&format!("<IsTruncated>{}</IsTruncated>", token.is_some()));
             for (k, size) in &objects {
                 xml.push_str(&format!(
                     "<Contents><Key>{}</Key><LastModified>2026-11-24T16:42:21.000Z</LastModified><Size>{size}</Size></Contents>",
-                    escape(k)
+                    text(k)
                 ));
             }
             for p in &prefixes {
-                xml.push_str(&format!("<CommonPrefixes><Prefix>{}</Prefix></CommonPrefixes>", escape(p)));
+                xml.push_str(&format!("<CommonPrefixes><Prefix>{}</Prefix></CommonPrefixes>", text(p)));
             }
             if let Some(t) = &token {
                 xml.push_str(&format!("<NextContinuationToken>{t}</NextContinuationToken>"));
