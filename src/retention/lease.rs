@@ -2,7 +2,7 @@
 //! owner and expiry, renewed while the run lasts and removed at the end. An expired lease (its
 //! holder died) is taken over.
 //!
-//! Some stores ignore conditional writes (Garage 2.5 overwrites silently), which would let two runs
+//! Some stores ignore conditional writes (Garage 2.5 overwrote silently), which would let two runs
 //! both "win". [`probe`] detects that by writing a probe object twice; on such a store `--apply`
 //! needs `--single-writer`, the operator's word that nothing else deletes there.
 //!
@@ -350,6 +350,41 @@ mod tests {
                 .is_none(),
             "released leases are removed"
         );
+    }
+}
+
+#[cfg(test)]
+mod unconditional_tests {
+    use super::*;
+    use crate::store::testkit::IgnoresConditions;
+    use crate::store::{FsStore, StorageUrl};
+
+    /// On a store that ignores `If-None-Match` the lease is refused (naming `--single-writer`)
+    /// and nothing is left behind; with `single_writer` it is taken and released.
+    #[tokio::test]
+    async fn a_store_ignoring_conditional_writes_needs_single_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = StorageUrl::parse(&format!("file://{}", dir.path().display())).unwrap();
+        let store: Arc<dyn ObjectStore> = Arc::new(IgnoresConditions(FsStore::new(url)));
+        let key = "openova/lease/cnpg";
+        assert!(!probe(store.as_ref(), key).await.unwrap());
+        let refused = Lease::acquire(store.clone(), key, "s3://b/cnpg", "retention", false).await;
+        let msg = refused.err().unwrap().to_string();
+        assert!(
+            msg.starts_with("the store at s3://b/cnpg ignores conditional writes")
+                && msg.contains("run with --single-writer"),
+            "{msg}"
+        );
+        assert!(
+            store.list("").await.unwrap().is_empty(),
+            "no lease or probe left"
+        );
+        let lease = Lease::acquire(store.clone(), key, "s3://b/cnpg", "retention", true)
+            .await
+            .unwrap();
+        assert!(current(store.as_ref(), key).await.unwrap().is_some());
+        lease.release().await.unwrap();
+        assert!(store.list("").await.unwrap().is_empty(), "released");
     }
 }
 

@@ -83,7 +83,7 @@ pub trait ObjectStore: Send + Sync {
     /// Writes (replaces) the object.
     async fn put(&self, key: &str, body: Bytes) -> Result<()>;
     /// Writes the object only if no object has that key (`If-None-Match: *`). `Ok(false)` when
-    /// one exists. Some stores ignore the condition and overwrite (Garage 2.5 does); callers that
+    /// one exists. Some stores ignore the condition and overwrite (Garage 2.5 did); callers that
     /// rely on it probe first (see `retention::lease`).
     async fn put_if_absent(&self, key: &str, body: Bytes) -> Result<bool>;
     /// Deletes the keys, in batches of at most [`DELETE_BATCH`]. Missing keys are not an error.

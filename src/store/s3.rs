@@ -327,6 +327,9 @@ fn is_auth_code(code: &str) -> bool {
             | "InvalidToken"
             | "ExpiredToken"
             | "NotSignedUp"
+            // versitygw's answer to an unknown access key, sent with status 404: read as a
+            // missing object it would make a wrong key look like an empty archive.
+            | "XAdminUserNotFound"
     )
 }
 

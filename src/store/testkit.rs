@@ -110,3 +110,39 @@ impl ObjectStore for Recording {
         self.inner.head(key).await
     }
 }
+
+/// A stand-in for a store that ignores `If-None-Match` (Garage 2.5 did; no test server here
+/// does): an [`FsStore`] whose `put_if_absent` overwrites and reports success. Plays that one
+/// behaviour; everything else is the folder's.
+pub struct IgnoresConditions(pub FsStore);
+
+#[async_trait]
+impl ObjectStore for IgnoresConditions {
+    fn url(&self) -> &StorageUrl {
+        self.0.url()
+    }
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
+        self.0.list(prefix).await
+    }
+    async fn list_dir(&self, prefix: &str) -> Result<DirListing> {
+        self.0.list_dir(prefix).await
+    }
+    async fn get(&self, key: &str) -> Result<Bytes> {
+        self.0.get(key).await
+    }
+    async fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Bytes> {
+        self.0.get_range(key, offset, len).await
+    }
+    async fn put(&self, key: &str, body: Bytes) -> Result<()> {
+        self.0.put(key, body).await
+    }
+    async fn put_if_absent(&self, key: &str, body: Bytes) -> Result<bool> {
+        self.0.put(key, body).await.map(|()| true)
+    }
+    async fn delete_many(&self, keys: &[String]) -> Result<()> {
+        self.0.delete_many(keys).await
+    }
+    async fn head(&self, key: &str) -> Result<Option<ObjectMeta>> {
+        self.0.head(key).await
+    }
+}

@@ -130,6 +130,6 @@ fn catalog_and_gap_on_s3s() {
 }
 
 #[test]
-fn catalog_and_gap_on_garage() {
-    catalog_and_gap_on(S3Kind::Garage);
+fn catalog_and_gap_on_versitygw() {
+    catalog_and_gap_on(S3Kind::Versitygw);
 }

@@ -87,8 +87,8 @@ fn storage_errors_on_s3s() {
 }
 
 #[test]
-fn storage_errors_on_garage() {
-    storage_errors_on(S3Kind::Garage);
+fn storage_errors_on_versitygw() {
+    storage_errors_on(S3Kind::Versitygw);
 }
 
 #[test]

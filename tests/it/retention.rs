@@ -1,4 +1,4 @@
-//! "Same answer as Barman": catalogs built in a real S3 server (Garage; on s3s-fs barman cannot see
+//! "Same answer as Barman": catalogs built in a real S3 server (versitygw; on s3s-fs barman cannot see
 //! keep annotations, see DESIGN.md), `backup.info` files derived from real barman-cloud output with
 //! backdated times, WAL on two timelines; openova's retention plan is compared object for object
 //! with what `barman-cloud-backup-delete --retention-policy "RECOVERY WINDOW OF 7 DAYS" --dry-run`
@@ -220,9 +220,8 @@ fn openova_plan(
 ) -> Result<(BTreeSet<String>, serde_json::Value), String> {
     let mut args = vec!["retention", "--output", "json", "--policies", policy];
     if apply {
-        // Garage ignores If-None-Match, so openova's lease cannot work there; this test is the
-        // only writer.
-        args.extend(["--apply", "--single-writer"]);
+        // versitygw honours If-None-Match, so the lease does its work here too.
+        args.push("--apply");
     }
     let run = openova(Some(s3), &args);
     assert!(!run.stderr.contains("panicked"), "{run:?}");
@@ -279,9 +278,9 @@ struct Comparison {
     named: Vec<(&'static str, BTreeSet<String>)>,
 }
 
-/// Builds the scenario in a fresh Garage, asks both tools, names the on-purpose differences.
+/// Builds the scenario in a fresh versitygw, asks both tools, names the on-purpose differences.
 fn compare(switch: Switch, keep: bool) -> Comparison {
-    let s3 = S3Server::start(S3Kind::Garage);
+    let s3 = S3Server::start(S3Kind::Versitygw);
     let server = crate::support::unique_name("pg");
     let now = Utc::now();
     let scenario = Scenario::build(now, &server, switch);

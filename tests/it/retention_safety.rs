@@ -1,9 +1,12 @@
 //! Retention is safe when two runs meet and when a run dies half-way.
 //!
 //! - The lease: a run finding the lease held is refused (exit 1) and names the holder (on
-//!   s3s-fs); of two runs started together exactly one deletes (on a `file://` storage: s3s-fs
-//!   passes openova's conditional-write probe but does not decide `If-None-Match` atomically).
-//! - Garage ignores conditional writes: `--apply` is refused there unless `--single-writer`.
+//!   s3s-fs); of two runs started together exactly one deletes: on versitygw, which decides
+//!   `If-None-Match` atomically, the conditional put alone picks the winner; on s3s-fs, which
+//!   passes openova's conditional-write probe but lets racing conditional puts all succeed, the
+//!   lease's read-back referees; and on a `file://` storage (a hard link).
+//! - A store that ignores conditional writes: `--apply` is refused there unless `--single-writer`
+//!   (no server here ignores them since Garage left; `retention::lease`'s unit tests play one).
 //! - Crashes: a run killed (SIGKILL) at a random moment leaves a store that `status` still reads,
 //!   and the next run converges to the very state an uninterrupted run leaves.
 //! - A known bug, as an ignored test: two runs taking over an expired lease can both win.
@@ -331,15 +334,18 @@ fn probe(s3: &S3Server) -> bool {
     })
 }
 
-/// openova's probe, on every installed server: s3s-fs honours conditional writes, Garage 2.5
-/// ignores them (it overwrites). Checked as observed, so a server that changes shows up here.
+/// openova's probe, on both servers: both refuse a conditional put onto an existing object (two
+/// puts in a row). Checked as observed, so a server that changes shows up here.
 #[test]
 fn conditional_write_probe_per_server() {
-    for kind in S3Kind::all_available() {
+    for kind in S3Kind::all() {
         let s3 = S3Server::start(kind);
         let honoured = probe(&s3);
         eprintln!("{kind}: honours If-None-Match: {honoured}");
-        assert_eq!(honoured, kind == S3Kind::S3sFs, "{kind}");
+        assert!(
+            honoured,
+            "{kind} no longer refuses a second conditional put"
+        );
         assert!(
             s3.list_keys("openova/").is_empty(),
             "{kind}: the probe object is removed"
@@ -418,6 +424,36 @@ fn two_concurrent_applies_exactly_one_deletes() {
     two_runs_at_once(&on_folder, &fapply, &expected);
 }
 
+/// On versitygw, which decides `If-None-Match` atomically (see
+/// `versitygw_conditional_put_has_one_winner`), two runs started together: the conditional put
+/// itself refuses the second, as on R2.
+#[test]
+fn two_concurrent_applies_on_versitygw_the_conditional_put_decides() {
+    let s3 = S3Server::start(S3Kind::Versitygw);
+    assert!(probe(&s3), "versitygw honours If-None-Match");
+    let dir = tempfile::tempdir().unwrap();
+    let policy = postgres_policy(dir.path(), &s3, SERVER, "7d", "1h");
+    let objs = seed(Utc::now());
+    let expected = expected_after(&objs);
+    let url = s3.url(PREFIX);
+    let reset = || {
+        let stale: Vec<String> = s3.list_keys("");
+        for k in stale {
+            s3.delete(&k);
+        }
+        upload(&s3, &objs);
+    };
+    let keys = || s3.list_keys("").into_iter().collect::<BTreeSet<_>>();
+    let target = Target {
+        name: "versitygw",
+        s3: Some(&s3),
+        url: &url,
+        reset: &reset,
+        keys: &keys,
+    };
+    two_runs_at_once(&target, &apply_json(&policy, &[]), &expected);
+}
+
 /// Where two runs race: its server (if any), storage URL, how to reseed it and list its keys.
 struct Target<'a> {
     name: &'a str,
@@ -485,17 +521,15 @@ fn two_runs_at_once(t: &Target, apply: &[&str], expected: &BTreeSet<String>) {
     );
 }
 
-/// Observed, so that a fixed s3s-fs shows up: its `If-None-Match: *` is a check before the write,
-/// so of two simultaneous conditional puts of one key both may succeed. (openova's probe, which
-/// puts twice in a row, cannot tell; AWS S3, R2 and MinIO decide atomically.)
-#[test]
-fn s3s_fs_conditional_put_is_not_atomic() {
-    let s3 = S3Server::start(S3Kind::S3sFs);
+/// 100 races of two clients putting one new key with `If-None-Match: *` at the same moment, on
+/// `kind`: how many races each number of winners (0, 1, 2) had.
+fn conditional_put_races(kind: S3Kind) -> [usize; 3] {
+    let s3 = S3Server::start(kind);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
-    let both = rt.block_on(async {
+    rt.block_on(async {
         let connect = || {
             S3Store::connect(
                 StorageUrl::parse(&s3.url("")).unwrap(),
@@ -509,7 +543,7 @@ fn s3s_fs_conditional_put_is_not_atomic() {
         };
         let a = std::sync::Arc::new(connect().await.unwrap());
         let b = std::sync::Arc::new(connect().await.unwrap());
-        let mut both = 0;
+        let mut winners = [0; 3];
         for i in 0..100 {
             let key = format!("race/{i}");
             let put = |s: std::sync::Arc<S3Store>, key: String| {
@@ -520,69 +554,30 @@ fn s3s_fs_conditional_put_is_not_atomic() {
                 })
             };
             let (ta, tb) = (put(a.clone(), key.clone()), put(b.clone(), key));
-            if ta.await.unwrap() && tb.await.unwrap() {
-                both += 1;
-            }
+            let won = usize::from(ta.await.unwrap()) + usize::from(tb.await.unwrap());
+            winners[won] += 1;
         }
-        both
-    });
-    eprintln!("s3s-fs: both conditional puts succeeded in {both} of 100 races");
+        winners
+    })
+}
+
+/// Observed, so that a fixed s3s-fs shows up: its `If-None-Match: *` is a check before the write,
+/// so of two simultaneous conditional puts of one key both may succeed. (openova's probe, which
+/// puts twice in a row, cannot tell; AWS S3, R2 and versitygw decide atomically.)
+#[test]
+fn s3s_fs_conditional_put_is_not_atomic() {
+    let [none, one, both] = conditional_put_races(S3Kind::S3sFs);
+    eprintln!("s3s-fs: of 100 races, {both} had two winners, {one} one, {none} none");
     assert!(both > 0, "s3s-fs now decides If-None-Match atomically");
 }
 
+/// versitygw decides `If-None-Match: *` atomically: every race has exactly one winner, which is
+/// what openova's lease relies on (on R2 too).
 #[test]
-fn apply_on_garage_needs_single_writer() {
-    if !S3Kind::Garage.is_available() {
-        eprintln!("garage is not installed: skipped");
-        return;
-    }
-    let s3 = S3Server::start(S3Kind::Garage);
-    let dir = tempfile::tempdir().unwrap();
-    let policy = postgres_policy(dir.path(), &s3, SERVER, "7d", "1h");
-    let objs = seed(Utc::now());
-    upload(&s3, &objs);
-    let before = s3.list_keys("");
-    assert_eq!(
-        before.iter().cloned().collect::<BTreeSet<_>>(),
-        keys_of(&objs)
-    );
-
-    let run = openova(Some(&s3), &apply_json(&policy, &[]));
-    assert_eq!(run.code, 1, "{run:?}");
-    let r = report(&run);
-    let refused = r["refused"].as_str().unwrap_or_default();
-    assert!(
-        refused.starts_with(&format!(
-            "the store at {} ignores conditional writes (If-None-Match)",
-            s3.url(PREFIX)
-        )) && refused.contains("run with --single-writer"),
-        "{run:?}"
-    );
-    assert!(r["applied"].is_null() && r["plan"].is_null(), "{run:?}");
-    assert_eq!(
-        s3.list_keys(""),
-        before,
-        "nothing deleted, no lease or probe left"
-    );
-
-    // The text output says the same.
-    let run = openova(Some(&s3), &["retention", "--policies", &policy, "--apply"]);
-    assert_eq!(run.code, 1, "{run:?}");
-    assert!(
-        run.stdout.contains("REFUSED db: the store at") && run.stdout.contains("--single-writer"),
-        "{run:?}"
-    );
-
-    let run = openova(Some(&s3), &apply_json(&policy, &["--single-writer"]));
-    assert_eq!(run.code, 0, "{run:?}");
-    let r = report(&run);
-    assert_eq!(r["applied"]["backups"], DELETED, "{run:?}");
-    let after: BTreeSet<String> = s3.list_keys("").into_iter().collect();
-    assert_eq!(
-        after,
-        expected_after(&objs),
-        "deleted as planned, lease released"
-    );
+fn versitygw_conditional_put_has_one_winner() {
+    let winners = conditional_put_races(S3Kind::Versitygw);
+    eprintln!("versitygw: races by number of winners (0, 1, 2): {winners:?}");
+    assert_eq!(winners, [0, 100, 0], "every race has exactly one winner");
 }
 
 /// A deterministic pseudo-random sequence (64-bit LCG, Knuth's MMIX constants).

@@ -153,8 +153,8 @@ fn wal_get_matches_barman_gzip_on_s3s() {
 }
 
 #[test]
-fn wal_get_matches_barman_bzip2_on_garage() {
-    same_bytes_as_barman_on(S3Kind::Garage, "--bzip2");
+fn wal_get_matches_barman_bzip2_on_versitygw() {
+    same_bytes_as_barman_on(S3Kind::Versitygw, "--bzip2");
 }
 
 #[test]
@@ -163,8 +163,8 @@ fn wal_get_matches_barman_snappy_on_s3s() {
 }
 
 #[test]
-fn wal_get_matches_barman_uncompressed_on_garage() {
-    same_bytes_as_barman_on(S3Kind::Garage, "");
+fn wal_get_matches_barman_uncompressed_on_versitygw() {
+    same_bytes_as_barman_on(S3Kind::Versitygw, "");
 }
 
 /// A 16 MiB segment as PostgreSQL 15 writes one: a long page header declaring the segment size,

@@ -125,7 +125,7 @@ pub fn parse_backup_list(json: &str) -> Vec<BackupEntry> {
         .collect()
 }
 
-/// A tiny boto3 client (list / get / put / delete / head) run with the virtualenv's python, so tests can
+/// A tiny boto3 client (list / get / put / delete / probe: a put and a delete) run with the virtualenv's python, so tests can
 /// look at a bucket whatever server runs it. `sys.argv`: OP BUCKET [KEY_OR_PREFIX].
 const S3_PY: &str = r#"
 import json, os, sys
@@ -150,6 +150,9 @@ elif op == "get":
 elif op == "put":
     c.put_object(Bucket=bucket, Key=arg, Body=sys.stdin.buffer.read())
 elif op == "delete":
+    c.delete_object(Bucket=bucket, Key=arg)
+elif op == "probe":
+    c.put_object(Bucket=bucket, Key=arg, Body=b"ready")
     c.delete_object(Bucket=bucket, Key=arg)
 else:
     sys.exit("unknown op " + op)

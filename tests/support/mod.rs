@@ -1,7 +1,7 @@
 //! Test support: real parts started for a test and torn down when dropped (see DESIGN.md, "Real parts
 //! used in tests"). Nothing here is a mock:
 //!
-//! - [`S3Server`]: a real S3 server, `s3s-fs` (default) or Garage, on a free loopback port, with one bucket
+//! - [`S3Server`]: a real S3 server, `s3s-fs` (default) or versitygw, on a free loopback port, with one bucket
 //!   and a random key pair ([`s3`]).
 //! - [`Postgres`]: Debian's PostgreSQL 15, run as the `postgres` OS user, archiving its WAL to that server
 //!   with `barman-cloud-wal-archive` and taking base backups with `barman-cloud-backup`, exactly like
@@ -11,8 +11,8 @@
 //! `scripts/setup` installs all of them. The support code depends on std, `tempfile` and `serde_json` only;
 //! it knows nothing of the `openova` crate's types.
 //!
-//! Environment knobs: `OPENOVA_TEST_S3` (`s3s`, the default, or `garage`), `OPENOVA_S3S_FS_BIN`,
-//! `OPENOVA_GARAGE_BIN`, `OPENOVA_BARMAN_VENV` (default `/opt/openova/barman-venv`), `OPENOVA_PG_BIN`
+//! Environment knobs: `OPENOVA_TEST_S3` (`s3s`, the default, or `versitygw`), `OPENOVA_S3S_FS_BIN`,
+//! `OPENOVA_VERSITYGW_BIN`, `OPENOVA_BARMAN_VENV` (default `/opt/openova/barman-venv`), `OPENOVA_PG_BIN`
 //! (default `/usr/lib/postgresql/15/bin`).
 #![allow(dead_code)]
 
@@ -115,6 +115,8 @@ pub fn find_executable(name: &str, env_override: &str) -> Option<PathBuf> {
     if let Some(h) = std::env::var_os("HOME") {
         dirs.push(PathBuf::from(h).join(".cargo/bin"));
     }
+    // Where scripts/setup installs the Go-built test servers.
+    dirs.push(PathBuf::from("/opt/openova/bin"));
     dirs.into_iter()
         .map(|d| d.join(name))
         .find(|p| is_executable(p))

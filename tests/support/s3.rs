@@ -1,5 +1,7 @@
-//! Real S3 servers for tests: `s3s-fs` (an S3 server on a folder; fast, the default) and Garage (a
-//! production object store, single node). Both are installed by `scripts/setup` (`cargo install`).
+//! Real S3 servers for tests: `s3s-fs` (an S3 server on a folder; fast, the default) and versitygw (an
+//! S3 gateway over a POSIX folder, Apache-2.0). `scripts/setup` installs both (`cargo install` and
+//! `go install`). They differ where S3 stores differ (DESIGN.md): s3s-fs treats an empty delimiter as
+//! one and lets racing `If-None-Match: *` puts all win; versitygw lists flat and lets exactly one win.
 //!
 //! [`S3Server::start`] picks free loopback ports, generates a random key pair, starts the server in a
 //! temporary directory, creates one bucket and waits until the bucket answers S3 requests. Dropping the
@@ -23,44 +25,45 @@ pub const REGION: &str = "auto";
 pub enum S3Kind {
     /// `s3s-fs` 0.14.1: a bucket is a sub-directory of its root folder.
     S3sFs,
-    /// Garage 2.5.0, one node, `replication_factor = 1`.
-    Garage,
+    /// versitygw v1.8.0 (`posix` backend): a bucket is a sub-directory of its root folder, object
+    /// metadata sits in user xattrs. It cannot hold both `x` and `x/y`, nor a path segment over 255
+    /// bytes; barman and Velero keys never take these shapes.
+    Versitygw,
 }
 
 impl S3Kind {
-    /// From `OPENOVA_TEST_S3`: `s3s` / `s3s-fs` (the default when unset) or `garage`.
+    /// From `OPENOVA_TEST_S3`: `s3s` / `s3s-fs` (the default when unset) or `versitygw`.
     pub fn from_env() -> S3Kind {
         match std::env::var("OPENOVA_TEST_S3") {
             Err(_) => S3Kind::S3sFs,
             Ok(v) => match v.trim().to_ascii_lowercase().as_str() {
                 "" | "s3s" | "s3s-fs" | "s3sfs" => S3Kind::S3sFs,
-                "garage" => S3Kind::Garage,
-                other => panic!("OPENOVA_TEST_S3={other:?}: expected `s3s` or `garage`"),
+                "versitygw" | "versity" => S3Kind::Versitygw,
+                other => panic!("OPENOVA_TEST_S3={other:?}: expected `s3s` or `versitygw`"),
             },
         }
     }
 
-    /// Every kind whose server binary is installed, `s3s-fs` first.
-    pub fn all_available() -> Vec<S3Kind> {
-        [S3Kind::S3sFs, S3Kind::Garage]
-            .into_iter()
-            .filter(|k| k.binary().is_some())
-            .collect()
+    /// Both servers, `s3s-fs` first. A test over all of them fails when one is not installed
+    /// (`scripts/setup` installs both); it never skips it.
+    pub fn all() -> [S3Kind; 2] {
+        [S3Kind::S3sFs, S3Kind::Versitygw]
     }
 
     /// Name of the server binary.
     pub fn binary_name(self) -> &'static str {
         match self {
             S3Kind::S3sFs => "s3s-fs",
-            S3Kind::Garage => "garage",
+            S3Kind::Versitygw => "versitygw",
         }
     }
 
-    /// Path of the server binary (`OPENOVA_S3S_FS_BIN` / `OPENOVA_GARAGE_BIN`, `PATH`, `~/.cargo/bin`).
+    /// Path of the server binary (`OPENOVA_S3S_FS_BIN` / `OPENOVA_VERSITYGW_BIN`, `PATH`,
+    /// `~/.cargo/bin`, `/opt/openova/bin` where `scripts/setup` puts versitygw).
     pub fn binary(self) -> Option<PathBuf> {
         match self {
             S3Kind::S3sFs => find_executable("s3s-fs", "OPENOVA_S3S_FS_BIN"),
-            S3Kind::Garage => find_executable("garage", "OPENOVA_GARAGE_BIN"),
+            S3Kind::Versitygw => find_executable("versitygw", "OPENOVA_VERSITYGW_BIN"),
         }
     }
 
@@ -86,8 +89,6 @@ pub struct S3Server {
     access_key: String,
     secret_key: String,
     log: PathBuf,
-    /// Garage only: its configuration file, for `garage -c`.
-    garage_config: Option<PathBuf>,
     dir: TempDir,
 }
 
@@ -109,7 +110,7 @@ impl S3Server {
                 "{kind} is not installed (looked at ${}, PATH and ~/.cargo/bin); run scripts/setup",
                 match kind {
                     S3Kind::S3sFs => "OPENOVA_S3S_FS_BIN",
-                    S3Kind::Garage => "OPENOVA_GARAGE_BIN",
+                    S3Kind::Versitygw => "OPENOVA_VERSITYGW_BIN",
                 }
             )
         });
@@ -126,12 +127,11 @@ impl S3Server {
             access_key: String::new(),
             secret_key: String::new(),
             log,
-            garage_config: None,
             dir,
         };
         match kind {
             S3Kind::S3sFs => server.start_s3s_fs(&bin),
-            S3Kind::Garage => server.start_garage(&bin),
+            S3Kind::Versitygw => server.start_versitygw(&bin),
         }
         server.wait_bucket_ready();
         server
@@ -204,168 +204,58 @@ impl S3Server {
         }
     }
 
-    fn start_garage(&mut self, bin: &Path) {
-        // Two ports are needed before the server runs: pick free ones and retry on a bind clash.
+    fn start_versitygw(&mut self, bin: &Path) {
+        // versitygw takes the root key pair from its environment and serves the sub-folders of its
+        // root as buckets. Its port must be chosen before it starts: retry on a bind clash.
+        self.access_key = format!("OPENOVA{}", random_hex(8).to_ascii_uppercase());
+        self.secret_key = random_hex(20);
+        let root = self.dir.path().join("root");
+        std::fs::create_dir_all(root.join(&self.bucket))
+            .expect("create the versitygw bucket folder");
         for attempt in 1..=3 {
-            let rpc_port = super::free_port();
-            let s3_port = super::free_port();
-            if rpc_port == s3_port {
-                continue;
-            }
-            self.port = s3_port;
-            let dir = self.dir.path().to_path_buf();
-            let config = dir.join("garage.toml");
-            let text = format!(
-                r#"metadata_dir = "{meta}"
-data_dir = "{data}"
-db_engine = "sqlite"
-metadata_fsync = false
-data_fsync = false
-replication_factor = 1
-
-rpc_bind_addr = "127.0.0.1:{rpc_port}"
-rpc_public_addr = "127.0.0.1:{rpc_port}"
-rpc_secret = "{rpc_secret}"
-
-[s3_api]
-s3_region = "{REGION}"
-api_bind_addr = "127.0.0.1:{s3_port}"
-root_domain = ".s3.garage.localhost"
-"#,
-                meta = dir.join("meta").display(),
-                data = dir.join("data").display(),
-                rpc_secret = random_hex(32),
-            );
-            std::fs::write(&config, text).expect("write garage.toml");
-            self.garage_config = Some(config.clone());
+            self.port = super::free_port();
             let mut cmd = Command::new(bin);
-            cmd.arg("-c")
-                .arg(&config)
-                .arg("server")
-                .env("RUST_LOG", "garage=info")
-                .env("NO_COLOR", "1");
+            cmd.arg("--port")
+                .arg(format!("127.0.0.1:{}", self.port))
+                .arg("--quiet")
+                .arg("--access-log")
+                .arg(self.dir.path().join("access.log"))
+                .arg("posix")
+                .arg(&root)
+                .env("ROOT_ACCESS_KEY", &self.access_key)
+                .env("ROOT_SECRET_KEY", &self.secret_key)
+                .env("VGW_REGION", REGION);
             self.spawn_logged(&mut cmd);
-            let up = poll(Duration::from_secs(60), Duration::from_millis(250), || {
+            let exited = poll(Duration::from_secs(10), Duration::from_millis(50), || {
                 if let Some(Ok(Some(_))) = self.child.as_mut().map(Child::try_wait) {
-                    return Some(false);
+                    return Some(true);
                 }
-                let ok = self
-                    .garage_cmd()
-                    .arg("status")
-                    .output()
-                    .ok()?
-                    .status
-                    .success();
-                ok.then_some(true)
+                std::net::TcpStream::connect(("127.0.0.1", self.port))
+                    .ok()
+                    .map(|_| false)
             });
-            match up {
-                Some(true) => break,
-                Some(false) => {
-                    let log = tail(&self.log, 40);
-                    if attempt < 3 && (log.contains("in use") || log.contains("AddrInUse")) {
-                        self.child = None;
-                        let _ = std::fs::remove_dir_all(dir.join("meta"));
-                        let _ = std::fs::remove_dir_all(dir.join("data"));
-                        continue;
-                    }
+            match exited {
+                Some(false) => return,
+                Some(true) if attempt < 3 && tail(&self.log, 20).contains("in use") => {
                     self.child = None;
-                    self.fail("garage server exited during start-up");
                 }
-                None => self.fail("`garage status` did not succeed within 60 s"),
+                Some(true) => {
+                    self.child = None;
+                    self.fail("versitygw exited during start-up");
+                }
+                None => self.fail("versitygw did not open its port within 10 s"),
             }
         }
-        if self.child.is_none() {
-            self.fail("could not start garage on free ports");
-        }
-
-        let node = self.garage_ok(&["node", "id", "-q"], "garage node id");
-        let node_id = node
-            .trim()
-            .split('@')
-            .next()
-            .unwrap_or_default()
-            .to_string();
-        if node_id.len() < 16 {
-            self.fail(&format!("unexpected `garage node id` output: {node:?}"));
-        }
-        self.garage_ok(
-            &["layout", "assign", "-z", "dc1", "-c", "1G", &node_id],
-            "garage layout assign",
-        );
-        self.garage_ok(
-            &["layout", "apply", "--version", "1"],
-            "garage layout apply",
-        );
-        let bucket = self.bucket.clone();
-        self.garage_ok(&["bucket", "create", &bucket], "garage bucket create");
-        let key_json = self.garage_ok(
-            &["json-api", "CreateKey", r#"{"name":"openova-test"}"#],
-            "garage json-api CreateKey",
-        );
-        let key: serde_json::Value = serde_json::from_str(&key_json).unwrap_or_else(|e| {
-            self.fail(&format!("CreateKey output is not JSON ({e}): {key_json}"))
-        });
-        let (Some(id), Some(secret)) =
-            (key["accessKeyId"].as_str(), key["secretAccessKey"].as_str())
-        else {
-            self.fail(&format!("CreateKey output lacks the key: {key_json}"))
-        };
-        self.access_key = id.to_string();
-        self.secret_key = secret.to_string();
-        let access_key = self.access_key.clone();
-        self.garage_ok(
-            &[
-                "bucket",
-                "allow",
-                "--read",
-                "--write",
-                "--owner",
-                &bucket,
-                "--key",
-                &access_key,
-            ],
-            "garage bucket allow",
-        );
+        self.fail("could not start versitygw on a free port");
     }
 
-    /// `garage -c CONFIG` for this server (Garage only).
-    pub fn garage_cmd(&self) -> Command {
-        let config = self
-            .garage_config
-            .as_ref()
-            .expect("garage_cmd() on a server that is not Garage");
-        let mut cmd = Command::new(S3Kind::Garage.binary().expect("garage binary"));
-        cmd.arg("-c")
-            .arg(config)
-            .env("NO_COLOR", "1")
-            .env("RUST_LOG", "warn");
-        cmd
-    }
-
-    /// Runs `garage -c CONFIG ARGS...` and returns its stdout; panics with the server log on failure.
-    pub fn garage_ok(&self, args: &[&str], what: &str) -> String {
-        let out = self
-            .garage_cmd()
-            .args(args)
-            .output()
-            .unwrap_or_else(|e| self.fail(&format!("{what}: could not run garage: {e}")));
-        if !out.status.success() {
-            self.fail(&format!(
-                "{what}: `garage {}` failed with {}\n--- stdout\n{}\n--- stderr\n{}",
-                args.join(" "),
-                out.status,
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ));
-        }
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
+    /// Waits until a write succeeds (a put and a delete of a marker object): a server may answer
+    /// listings before it accepts writes.
     fn wait_bucket_ready(&mut self) {
         let mut last = String::new();
         let ok = poll(Duration::from_secs(60), Duration::from_millis(250), || {
             self.check_alive();
-            match barman::s3_op(self, &["list", ""]) {
+            match barman::s3_op(self, &["probe", ".openova-test-ready"]) {
                 Ok(_) => Some(()),
                 Err(e) => {
                     last = e;
@@ -375,7 +265,7 @@ root_domain = ".s3.garage.localhost"
         });
         if ok.is_none() {
             self.fail(&format!(
-                "bucket {} not usable within 60 s: {last}",
+                "bucket {} not writable within 60 s: {last}",
                 self.bucket
             ));
         }
@@ -424,6 +314,12 @@ root_domain = ".s3.garage.localhost"
     /// The server's temporary directory (for s3s-fs, `root/BUCKET/KEY` are the objects).
     pub fn dir(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// versitygw's S3 access log (one line per request, naming the operation: `s3_DeleteObjects`);
+    /// `None` for s3s-fs, whose own log is [`S3Server::log_path`].
+    pub fn access_log(&self) -> Option<PathBuf> {
+        (self.kind == S3Kind::Versitygw).then(|| self.dir.path().join("access.log"))
     }
 
     /// The server log file.
