@@ -6,7 +6,7 @@ use crate::barman::{BackupStatus, ServerCatalog, Window};
 use crate::catalog::StorageCatalog;
 use crate::policy::duration::human;
 use crate::policy::{Policy, PostgresPolicy, Schedule, VeleroPolicy};
-use crate::velero::VeleroBackup;
+use crate::velero::velero_backups_of;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 
@@ -106,20 +106,6 @@ fn check_schedule(
         );
         out.push(v("schedule-missed", msg, Some(due + SCHEDULE_GRACE)));
     }
-}
-
-/// Velero backups belong to a policy through the Schedule's label, or a `NAME-` name prefix.
-#[must_use]
-pub fn velero_backups_of<'a>(name: &str, all: &'a [VeleroBackup]) -> Vec<&'a VeleroBackup> {
-    let prefix = format!("{name}-");
-    all.iter()
-        // The name prefix only for backups without the label: policy `cluster` must not claim
-        // backups of schedule `cluster-daily`.
-        .filter(|b| match &b.schedule {
-            Some(s) => s == name,
-            None => b.name.starts_with(&prefix),
-        })
-        .collect()
 }
 
 /// Whether an unreadable backup (no labels to go by) may belong to policy `name`: its name

@@ -2,8 +2,7 @@ use super::{Outcome, print_json};
 use crate::catalog::{self, Scope};
 use crate::policy::{self, Policy};
 use crate::report::{self, Output};
-use crate::restore::postgres::{self as pgrestore, Target};
-use crate::restore::start;
+use crate::restore::postgres::{self as pgrestore, Target, local};
 use crate::store::{self, Connection, StorageUrl};
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
@@ -66,7 +65,8 @@ pub struct PgArgs {
     /// S3 endpoint for --storage (default: OPENOVA_S3_ENDPOINT, else AWS).
     #[arg(long)]
     pub endpoint: Option<String>,
-    /// `latest`, or a time (RFC 3339, e.g. 2026-11-25T03:00:00Z) inside the recoverable window.
+    /// `latest`, or a time inside the recoverable window: RFC 3339 (2026-11-25T03:00:00Z) or as
+    /// psql prints it (2026-11-25 03:00:00.123456+00). A time without a zone is refused.
     #[arg(long, value_parser = parse_target)]
     pub to: Target,
     /// Where to restore (must be empty or absent).
@@ -95,10 +95,7 @@ pub struct PgArgs {
 }
 
 fn parse_target(s: &str) -> Result<Target, String> {
-    if s == "latest" {
-        return Ok(Target::Latest);
-    }
-    super::status::parse_time(s).map(Target::Time)
+    Target::parse(s)
 }
 
 pub async fn run(args: RestoreArgs, output: Output) -> anyhow::Result<Outcome> {
@@ -131,27 +128,24 @@ pub async fn run(args: RestoreArgs, output: Output) -> anyhow::Result<Outcome> {
             "downloading and extracting base backup {}",
             plan.backup_id
         ));
-        let got = pgrestore::download_and_extract(
+        let source = local::Source {
+            url: &url,
+            server: &server,
+            endpoint: conn.endpoint.as_deref(),
+        };
+        let got = local::fetch_and_configure(
             store.as_ref(),
             &plan,
             &a.target_dir,
+            &source,
+            a.restore_command.as_deref(),
+            &[],
             progress.as_ref(),
         )
         .await;
         progress.finish();
         let got = got?;
         report["fetched"] = serde_json::to_value(&got)?;
-        let command = match &a.restore_command {
-            Some(c) => c.clone(),
-            None => restore_command(
-                &a.target_dir,
-                &url,
-                &server,
-                conn.endpoint.as_deref(),
-                &plan.wal_to,
-            )?,
-        };
-        pgrestore::write_recovery(&a.target_dir, &plan, &command, &[])?;
         if output == Output::Text {
             println!(
                 "base backup extracted into {} ({} bytes; download {:.1}s, extract {:.1}s); recovery.signal written",
@@ -162,29 +156,14 @@ pub async fn run(args: RestoreArgs, output: Output) -> anyhow::Result<Outcome> {
             );
         }
         if a.start {
-            start::hand_over(&a.target_dir)?;
-            for t in &plan.tablespaces {
-                start::hand_over(&t.location)?;
-            }
-            if a.restore_command.is_none() {
-                start::hand_over(&helper_dir(&a.target_dir))?;
-            }
-            let dir = a.target_dir.clone();
-            let (major, port, timeout) = (plan.pg_major, a.port, Duration::from_secs(a.timeout));
-            let reached = tokio::task::spawn_blocking(move || {
-                start::start_and_wait(&dir, major, port, timeout)
-            })
-            .await??;
-            // Recovery is over: stop the prefetcher and drop what it fetched ahead.
-            if a.restore_command.is_none() {
-                let spool = helper_dir(&a.target_dir).join("spool");
-                if let Err(e) = crate::wal::prefetch::clear(&spool) {
-                    eprintln!(
-                        "warning: could not remove the WAL spool {}: {e}",
-                        spool.display()
-                    );
-                }
-            }
+            let reached = local::start_and_wait(
+                &a.target_dir,
+                &plan,
+                a.port,
+                Duration::from_secs(a.timeout),
+                a.restore_command.is_none(),
+            )
+            .await?;
             if output == Output::Text {
                 println!(
                     "WAL replay finished in {:.1}s; last replayed transaction {}; PostgreSQL is running on port {} (socket in {})",
@@ -226,36 +205,6 @@ fn source(a: &PgArgs) -> anyhow::Result<(StorageUrl, Connection, String)> {
             bail!("policy {name} is a VeleroPolicy; restore postgres needs a PostgresPolicy")
         }
     }
-}
-
-/// Beside the target: a copy of this binary the postgres user can run, and the WAL spool.
-fn helper_dir(target: &Path) -> PathBuf {
-    let name = target
-        .file_name()
-        .map_or_else(|| "restore".into(), |n| n.to_string_lossy().into_owned());
-    target.with_file_name(format!(".{name}.openova"))
-}
-
-fn restore_command(
-    target: &Path,
-    url: &StorageUrl,
-    server: &str,
-    endpoint: Option<&str>,
-    needed_until: &str,
-) -> anyhow::Result<String> {
-    let dir = helper_dir(target);
-    std::fs::create_dir_all(dir.join("spool"))?;
-    let exe = dir.join("openova");
-    std::fs::copy(std::env::current_exe()?, &exe)
-        .context("copying openova beside the target for restore_command")?;
-    let endpoint = endpoint
-        .map(|e| format!(" --endpoint {e}"))
-        .unwrap_or_default();
-    Ok(format!(
-        "{} wal-get %f %p --storage {url} --server {server}{endpoint} --spool-dir {} --needed-until {needed_until}",
-        exe.display(),
-        dir.join("spool").display()
-    ))
 }
 
 fn print_plan(p: &pgrestore::Plan, dir: &Path, dry_run: bool) {
@@ -330,28 +279,8 @@ async fn velero(a: VeleroArgs, output: Output) -> anyhow::Result<Outcome> {
     )
     .await?;
     let all = cat.velero.unwrap_or_default();
-    let candidates: Vec<&crate::velero::VeleroBackup> = match &a.policy {
-        Some(name) => crate::status::velero_backups_of(name, &all),
-        None => all.iter().collect(),
-    };
-    let chosen = if a.backup == "latest" {
-        candidates
-            .into_iter()
-            .filter(|b| b.is_completed())
-            .max_by_key(|b| b.start)
-    } else {
-        all.iter().find(|b| b.name == a.backup)
-    };
-    let Some(b) = chosen else {
-        bail!(
-            "no backup {} in {url} (run `openova catalog --storage {url}` to list them)",
-            a.backup
-        )
-    };
-    if let Some(why) = &b.unreadable {
-        bail!("backup {} is unreadable: {why}", b.name);
-    }
-    let key = format!("backups/{0}/{0}.tar.gz", b.name);
+    let b = crate::velero::choose(&all, a.policy.as_deref(), &a.backup, &url.to_string())?;
+    let key = crate::velero::tarball_key(&b.name);
     let progress = report::progress(&format!("downloading {key}"));
     let tarball = store.get(&key).await;
     progress.finish();

@@ -19,9 +19,7 @@ pub struct StatusArgs {
 }
 
 pub(super) fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
-    DateTime::parse_from_rfc3339(s)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| format!("{e}; write e.g. 2026-11-25T03:00:00Z"))
+    crate::restore::postgres::parse_time(s)
 }
 
 pub async fn run(args: StatusArgs, output: Output) -> anyhow::Result<Outcome> {

@@ -29,7 +29,7 @@ pub fn bin_dir(major: Option<u32>) -> PathBuf {
     )
 }
 
-fn is_root() -> bool {
+pub fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
         .output()
@@ -37,7 +37,7 @@ fn is_root() -> bool {
 }
 
 /// `program args` as the `postgres` user when we are root (PostgreSQL refuses to run as root).
-fn as_postgres(program: &Path) -> Command {
+pub fn as_postgres(program: &Path) -> Command {
     if is_root() {
         let mut c = Command::new("runuser");
         c.args(["-u", "postgres", "--"]).arg(program);

@@ -6,8 +6,8 @@
 use super::Plan;
 use crate::barman::{self, ServerCatalog};
 use crate::policy::{PostgresPolicy, VeleroPolicy};
-use crate::status::velero_backups_of;
 use crate::velero::VeleroBackup;
+use crate::velero::velero_backups_of;
 use chrono::{DateTime, Utc};
 use std::collections::HashSet;
 

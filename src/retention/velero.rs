@@ -9,8 +9,8 @@
 
 use super::{Deletion, Kept, Plan, What, day};
 use crate::policy::VeleroPolicy;
-use crate::status::velero_backups_of;
 use crate::velero::VeleroBackup;
+use crate::velero::velero_backups_of;
 use chrono::{DateTime, TimeDelta, Utc};
 
 pub fn plan(

@@ -1,4 +1,8 @@
-//! PostgreSQL point-in-time restore from a Barman Cloud archive.
+//! PostgreSQL point-in-time restore from a Barman Cloud archive: the plan (which base backup,
+//! which WAL, how many bytes), fetching and extracting the base backup, the recovery settings;
+//! [`local`] carries a plan out on this machine.
+
+pub mod local;
 
 use crate::barman::{BaseBackup, ServerCatalog, Window, window::Range};
 use crate::report::time;
@@ -15,6 +19,47 @@ use std::path::{Path, PathBuf};
 pub enum Target {
     Latest,
     Time(DateTime<Utc>),
+}
+
+impl Target {
+    /// `latest` or a time (see [`parse_time`]).
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if s.trim() == "latest" {
+            return Ok(Self::Latest);
+        }
+        parse_time(s).map(Self::Time)
+    }
+}
+
+/// A point in time as a user pastes it: RFC 3339 (`2026-12-03T00:31:12Z`), or as PostgreSQL
+/// prints a `timestamptz` (`2026-12-03 00:31:12.123456+00`, `+05:30`). A time without a zone is
+/// refused: guessing one would restore to the wrong hour.
+pub fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
+    let s = s.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    for format in ["%Y-%m-%d %H:%M:%S%.f%#z", "%Y-%m-%dT%H:%M:%S%.f%#z"] {
+        if let Ok(t) = DateTime::parse_from_str(s, format) {
+            return Ok(t.with_timezone(&Utc));
+        }
+    }
+    let hint = "write e.g. 2026-11-25T03:00:00Z or 2026-11-25 03:00:00+00";
+    for format in [
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M",
+        "%Y-%m-%d",
+    ] {
+        let naive = chrono::NaiveDateTime::parse_from_str(s, format).is_ok()
+            || chrono::NaiveDate::parse_from_str(s, format).is_ok();
+        if naive {
+            return Err(format!(
+                "{s:?} has no time zone: add one (Z or +00 for UTC), {hint}"
+            ));
+        }
+    }
+    Err(format!("{s:?} is not a time: {hint}"))
 }
 
 /// What a restore will do: the backup chosen, the WAL needed, the bytes to fetch.
@@ -501,6 +546,41 @@ pub fn write_recovery(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_as_users_paste_them() {
+        let want = "2026-12-03T00:31:12.123456Z";
+        for s in [
+            "2026-12-03T00:31:12.123456Z",
+            "2026-12-03 00:31:12.123456+00",
+            "2026-12-03 01:31:12.123456+01",
+            "2026-12-03 06:01:12.123456+05:30",
+            " 2026-12-03T00:31:12.123456+00:00 ",
+        ] {
+            let t = parse_time(s).unwrap_or_else(|e| panic!("{s}: {e}"));
+            assert_eq!(
+                t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                want,
+                "{s}"
+            );
+        }
+        assert_eq!(
+            parse_time("2026-12-03 00:31:12").unwrap_err(),
+            "\"2026-12-03 00:31:12\" has no time zone: add one (Z or +00 for UTC), write e.g. \
+             2026-11-25T03:00:00Z or 2026-11-25 03:00:00+00"
+        );
+        assert!(
+            parse_time("2026-12-03")
+                .unwrap_err()
+                .contains("has no time zone")
+        );
+        assert!(
+            parse_time("yesterday")
+                .unwrap_err()
+                .contains("is not a time")
+        );
+        assert_eq!(Target::parse("latest"), Ok(Target::Latest));
+    }
     use crate::store::{FsStore, StorageUrl};
     use std::io::Write;
 

@@ -1,0 +1,162 @@
+//! Carrying out a PostgreSQL restore plan on this machine: the base backup fetched into a folder,
+//! recovery configured with `openova wal-get` as its restore_command, and (when asked) a local
+//! PostgreSQL started on it until it reached the target. `openova restore postgres` and drills
+//! both go through here.
+
+use super::{Error, Fetched, Plan, download_and_extract, write_recovery};
+use crate::restore::start::{self, Reached};
+use crate::store::{ObjectStore, StorageUrl};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Beside the target: a copy of this binary the postgres user can run, and the WAL spool.
+#[must_use]
+pub fn helper_dir(target: &Path) -> PathBuf {
+    let name = target
+        .file_name()
+        .map_or_else(|| "restore".into(), |n| n.to_string_lossy().into_owned());
+    target.with_file_name(format!(".{name}.openova"))
+}
+
+/// Where `openova wal-get` is fetched from during recovery.
+#[derive(Debug, Clone)]
+pub struct Source<'a> {
+    pub url: &'a StorageUrl,
+    pub server: &'a str,
+    pub endpoint: Option<&'a str>,
+}
+
+/// Copies this binary into the helper folder (the postgres user may not read the original) and
+/// returns the `wal-get` restore_command that fetches until `needed_until`.
+pub fn wal_get_command(
+    target: &Path,
+    source: &Source,
+    needed_until: &str,
+) -> Result<String, Error> {
+    let dir = helper_dir(target);
+    let io = |what, path: PathBuf| {
+        move |e| Error::Io {
+            what,
+            path,
+            source: e,
+        }
+    };
+    std::fs::create_dir_all(dir.join("spool")).map_err(io("creating", dir.join("spool")))?;
+    let exe = dir.join("openova");
+    let me = std::env::current_exe().map_err(io("finding", PathBuf::from("openova")))?;
+    std::fs::copy(&me, &exe).map_err(io("copying openova to", exe.clone()))?;
+    let endpoint = source
+        .endpoint
+        .map(|e| format!(" --endpoint {e}"))
+        .unwrap_or_default();
+    Ok(format!(
+        "{} wal-get %f %p --storage {} --server {}{endpoint} --spool-dir {} --needed-until {needed_until}",
+        exe.display(),
+        source.url,
+        source.server,
+        dir.join("spool").display()
+    ))
+}
+
+/// Fetches the base backup into `target` and writes the recovery settings. `restore_command`
+/// replaces `openova wal-get` when given; `extra` lines go into `postgresql.auto.conf`.
+pub async fn fetch_and_configure(
+    store: &dyn ObjectStore,
+    plan: &Plan,
+    target: &Path,
+    source: &Source<'_>,
+    restore_command: Option<&str>,
+    extra: &[String],
+    progress: &dyn crate::report::Progress,
+) -> Result<Fetched, Error> {
+    let _span =
+        tracing::info_span!("restore.fetch", backup = %plan.backup_id, bytes = plan.download_bytes)
+            .entered();
+    let fetched = download_and_extract(store, plan, target, progress).await?;
+    let command = match restore_command {
+        Some(c) => c.to_string(),
+        None => wal_get_command(target, source, &plan.wal_to)?,
+    };
+    write_recovery(target, plan, &command, extra)?;
+    Ok(fetched)
+}
+
+/// Why starting the restored PostgreSQL failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// PostgreSQL replayed every archived segment without reaching the target time.
+    #[error(
+        "recovery ended before the target {target} was reached: the newest archived WAL segment is {newest}, \
+         and the last transaction in it was at {last}; restore with --to latest to get everything the archive holds"
+    )]
+    TargetNotReached {
+        target: String,
+        newest: String,
+        last: String,
+    },
+    #[error(transparent)]
+    Start(#[from] start::Error),
+    #[error("{0}")]
+    Join(String),
+}
+
+/// Hands the folders to the postgres user, starts PostgreSQL on `target` (Unix socket in the
+/// folder, no TCP) and waits until recovery reached the plan's target; the WAL spool is cleared
+/// afterwards. `own_helper`: the restore_command is openova's (there is a helper folder).
+pub async fn start_and_wait(
+    target: &Path,
+    plan: &Plan,
+    port: u16,
+    timeout: Duration,
+    own_helper: bool,
+) -> Result<Reached, StartError> {
+    start::hand_over(target)?;
+    for t in &plan.tablespaces {
+        start::hand_over(&t.location)?;
+    }
+    if own_helper {
+        start::hand_over(&helper_dir(target))?;
+    }
+    let dir = target.to_path_buf();
+    let major = plan.pg_major;
+    let span = tracing::info_span!("restore.replay", server = %plan.server);
+    let reached = tokio::task::spawn_blocking(move || {
+        let _g = span.entered();
+        start::start_and_wait(&dir, major, port, timeout)
+    })
+    .await
+    .map_err(|e| StartError::Join(e.to_string()))?;
+    if own_helper {
+        // Recovery is over (or failed): stop the prefetcher and drop what it fetched ahead.
+        let spool = helper_dir(target).join("spool");
+        if let Err(e) = crate::wal::prefetch::clear(&spool) {
+            tracing::warn!(spool = %spool.display(), error = %e, "could not remove the WAL spool");
+        }
+    }
+    reached.map_err(|e| diagnose(e, plan))
+}
+
+/// Names the common failure of a target past the archive in openova's words.
+fn diagnose(e: start::Error, plan: &Plan) -> StartError {
+    if let start::Error::Failed { log, .. } = &e {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if text.contains("recovery ended before configured recovery target was reached") {
+            let last = text
+                .lines()
+                .filter_map(|l| l.split_once("last completed transaction was at log time "))
+                .map(|(_, t)| t.trim().to_string())
+                .next_back()
+                .unwrap_or_else(|| "unknown (no transaction was replayed)".into());
+            let target = match plan.target {
+                super::Target::Latest => "latest".into(),
+                super::Target::Time(t) => crate::report::time(t),
+            };
+            return StartError::TargetNotReached {
+                target,
+                newest: plan.wal_to.clone(),
+                last,
+            };
+        }
+    }
+    StartError::Start(e)
+}
