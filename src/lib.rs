@@ -7,6 +7,7 @@
 pub mod barman;
 pub mod catalog;
 pub mod cli;
+pub mod drill;
 pub mod policy;
 pub mod report;
 pub mod restore;

@@ -2,6 +2,7 @@
 //! modules together. Exit codes: 0 all good, 1 a policy or check failed, 2 an error.
 
 mod catalog;
+mod drill;
 mod restore;
 mod retention;
 mod status;
@@ -21,6 +22,10 @@ pub enum Outcome {
     NotFound = 3,
     /// `wal-get`: a real error; above 125 so that PostgreSQL aborts recovery instead.
     WalError = 255,
+    /// Stopped by SIGINT (after cleaning up), as a shell reports it.
+    Interrupted = 130,
+    /// Stopped by SIGTERM (after cleaning up).
+    Terminated = 143,
 }
 
 impl Outcome {
@@ -60,6 +65,8 @@ pub enum Command {
     Status(status::StatusArgs),
     /// Plan (and with --apply, carry out) retention: 30-day Velero expiry, the PostgreSQL recovery window.
     Retention(retention::RetentionArgs),
+    /// DR drills: restore every point of the recovery window for real, check it, record RTO and RPO.
+    Drill(drill::DrillArgs),
     /// Restore from the object store alone (the cluster may be gone).
     Restore(restore::RestoreArgs),
     /// PostgreSQL restore_command: fetch one WAL file from a Barman Cloud archive (exit 0 found, 1 not found, 255 error).
@@ -98,6 +105,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::WalGet(a) => wal_get::run(a).await,
         Command::WalPrefetch(a) => wal_get::run_prefetch(a).await,
         Command::Restore(a) => restore::run(a, cli.output).await,
+        Command::Drill(a) => drill::run(a, cli.output).await,
     }
 }
 

@@ -22,6 +22,10 @@ pub enum Error {
         bucket: String,
         code: String,
     },
+    #[error(
+        "the folder {0} does not exist (check the file:// URL; a typo reads as an empty archive otherwise)"
+    )]
+    NoSuchFolder(PathBuf),
     #[error("bucket '{bucket}' does not exist on {endpoint} (check storage.url)")]
     NoSuchBucket { endpoint: String, bucket: String },
     #[error(

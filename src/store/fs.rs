@@ -105,6 +105,11 @@ impl FsStore {
     }
 
     fn list_blocking(&self, prefix: &str, deep: bool) -> Result<DirListing> {
+        // A missing root is a wrong URL, as a missing bucket is on S3; a missing prefix inside it
+        // is just empty.
+        if !self.root.is_dir() {
+            return Err(Error::NoSuchFolder(self.root.clone()));
+        }
         let mut out = DirListing::default();
         self.walk(&self.root, prefix, deep, &mut out)?;
         out.objects.sort_by(|a, b| a.key.cmp(&b.key));

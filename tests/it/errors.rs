@@ -160,3 +160,18 @@ fn bad_input_is_refused_before_any_work() {
         "{run:?}"
     );
 }
+
+/// A `file://` storage whose folder does not exist is a wrong URL (exit 2), not an empty archive.
+#[test]
+fn a_missing_file_folder_is_an_error() {
+    let run = crate::cli::openova(
+        None,
+        &["catalog", "--storage", "file:///no/such/openova/dir"],
+    );
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr
+            .contains("the folder /no/such/openova/dir does not exist (check the file:// URL"),
+        "{run:?}"
+    );
+}

@@ -7,6 +7,7 @@ mod support;
 mod capture;
 mod catalog;
 mod cli;
+mod drill;
 mod errors;
 mod harness;
 mod restore;

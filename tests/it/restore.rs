@@ -287,3 +287,52 @@ fn tablespaces_are_restored_and_can_be_relocated() {
     assert_eq!(link, moved);
     assert!(std::fs::read_dir(&moved).unwrap().next().is_some());
 }
+
+/// A target inside the window but after the last archived transaction: PostgreSQL stops with
+/// "recovery ended before configured recovery target was reached"; openova says so in its own
+/// words (newest segment, last transaction, `--to latest`). The target is written as psql prints
+/// a timestamptz, which `--to` takes; a time without a zone is refused with a hint.
+#[test]
+fn a_target_after_the_last_transaction_is_diagnosed() {
+    let s3 = S3Server::start(S3Kind::S3sFs);
+    let server = unique_name("pgend");
+    let pg = Postgres::start(&s3, &server);
+    let seg = pg.switch_wal();
+    pg.wait_archived(&seg);
+    pg.base_backup();
+    pg.insert_sentinel("last");
+    let at = pg.sql("set timezone = 'UTC'; select at from openova_sentinel where label = 'last'");
+    let last_commit = pg_time(at.lines().last().unwrap_or_default());
+    // The segment holding the last commit is archived well after it.
+    std::thread::sleep(Duration::from_millis(2500));
+    let seg = pg.switch_wal();
+    pg.wait_archived(&seg);
+
+    let work = tempfile::tempdir().unwrap();
+    let target = (last_commit + chrono::TimeDelta::milliseconds(1200))
+        .format("%Y-%m-%d %H:%M:%S%.6f+00")
+        .to_string();
+    let (run, _) = restore_started(&s3, &server, &target, &work.path().join("past"));
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr.contains("recovery ended before the target")
+            && run.stderr.contains("the newest archived WAL segment is")
+            && run.stderr.contains("restore with --to latest"),
+        "{run:?}"
+    );
+
+    let naive = &target[..target.len() - 3];
+    let run = restore(
+        &s3,
+        &server,
+        naive,
+        &work.path().join("naive"),
+        &["--dry-run"],
+    );
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr
+            .contains("has no time zone: add one (Z or +00 for UTC)"),
+        "{run:?}"
+    );
+}
