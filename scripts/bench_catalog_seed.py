@@ -3,7 +3,8 @@
 
 Subcommands:
   seed-fs BUCKET_DIR        write the bench store directly into an s3s-fs bucket folder (fast; mtimes set)
-  seed-s3                   write the same objects through PutObject (boto3, thread pool; for Garage)
+  seed-s3                   write the same objects through PutObject (boto3, thread pool; for versitygw, which
+                            needs its own xattrs on every object, or any server)
   list-seq PREFIX           one sequential paginated ListObjectsV2 of PREFIX (no delimiter); prints the key count
   list-folders PREFIX       ListObjectsV2 of PREFIX with Delimiter='/' to find the folders, then one sequential
                             paginated listing per folder, no concurrency; prints the key count

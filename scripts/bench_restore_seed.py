@@ -2,13 +2,13 @@
 """Helper of scripts/bench-restore (run it with the barman virtualenv's python: it needs barman and boto3).
 
 Subcommands:
-  seed-fs BUCKET_DIR N      write N distinct, real-looking 16 MiB WAL segments on timeline 1
+  seed N                    upload (PutObject) N distinct, real-looking 16 MiB WAL segments on timeline 1
                             (000000010000000000000001 ..) gzip-compressed as barman-cloud-wal-archive -z does
-                            (barman's own `compress()`), straight into an s3s-fs bucket folder, as
-                            BENCH_PREFIX/BENCH_SERVER/wals/TTTTTTTTLLLLLLLL/NAME.gz; prints a one-line summary
+                            (barman's own `compress()`), as BENCH_PREFIX/BENCH_SERVER/wals/TTTTTTTTLLLLLLLL/NAME.gz
+                            in BENCH_BUCKET; prints a one-line summary
   expected N                prints `NAME SHA256` of the N uncompressed segments (what a restore must write)
-  archive-fs SRC BUCKET_DIR copy the files of a local WAL archive folder (segments, .backup, .history, as
-                            archive_command `cp` left them) into the s3s-fs bucket folder, gzip-compressed as
+  archive SRC               upload (PutObject) the files of a local WAL archive folder (segments, .backup,
+                            .history, as archive_command `cp` left them) into BENCH_BUCKET, gzip-compressed as
                             barman-cloud-wal-archive -z does; prints the number of segments
   sha256 FILE...            prints `SHA256 FILE` lines
   ping                      waits (up to 60 s) until the bucket answers ListObjectsV2
@@ -94,20 +94,36 @@ def gzip_like_barman(raw):
         return gzip.compress(raw)
 
 
-def wal_dir(bucket_dir, name):
-    return os.path.join(bucket_dir, PREFIX, SERVER, "wals", name[:16])
+def wal_key(name):
+    """Where barman-cloud-wal-archive puts `name` (+ .gz): segments and their .backup/.partial files in the
+    segment's folder, .history files directly in wals/."""
+    if is_segment(name[:24]):
+        return "%s/%s/wals/%s/%s.gz" % (PREFIX, SERVER, name[:16], name)
+    return "%s/%s/wals/%s.gz" % (PREFIX, SERVER, name)
 
 
-def seed_fs(bucket_dir, n):
-    total = 0
-    for i in range(n):
-        name = wal_name(1 + i)
-        d = wal_dir(bucket_dir, name)
-        os.makedirs(d, exist_ok=True)
-        body = gzip_like_barman(segment(1 + i))
-        with open(os.path.join(d, name + ".gz"), "wb") as f:
-            f.write(body)
-        total += len(body)
+def upload(items):
+    """PutObject of every (key, body producer) in `items`, a few at a time (gzip releases the GIL); returns
+    the bytes uploaded. Through S3, not into the server's folder: versitygw keeps ETags and checksums in xattrs
+    that a file written behind its back lacks."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    client = s3()
+    bucket = os.environ.get("BENCH_BUCKET", "bench")
+
+    def put(item):
+        key, make = item
+        body = make()
+        client.put_object(Bucket=bucket, Key=key, Body=body)
+        return len(body)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        return sum(pool.map(put, items))
+
+
+def seed(n):
+    items = [(wal_key(wal_name(1 + i)), (lambda seg=1 + i: gzip_like_barman(segment(seg)))) for i in range(n)]
+    total = upload(items)
     print(
         "%d segments %s .. %s, 16 MiB each (%d KiB of record-like bytes, zeros after), "
         "gzip-compressed to %.1f KiB each on average (%.1f MiB in all)"
@@ -124,24 +140,14 @@ def is_segment(name):
     return len(name) == 24 and all(c in "0123456789ABCDEF" for c in name)
 
 
-def archive_fs(src, bucket_dir):
-    n = 0
-    for name in sorted(os.listdir(src)):
-        path = os.path.join(src, name)
-        if not os.path.isfile(path):
-            continue
-        # barman puts segments and .backup/.partial files in the segment's folder, .history files in wals/
-        if is_segment(name[:24]):
-            folder = wal_dir(bucket_dir, name)
-        else:
-            folder = os.path.join(bucket_dir, PREFIX, SERVER, "wals")
-        os.makedirs(folder, exist_ok=True)
+def archive(src):
+    def gz(path):
         with open(path, "rb") as f:
-            raw = f.read()
-        with open(os.path.join(folder, name + ".gz"), "wb") as f:
-            f.write(gzip_like_barman(raw))
-        n += is_segment(name)
-    print(n)
+            return gzip_like_barman(f.read())
+
+    names = [n for n in sorted(os.listdir(src)) if os.path.isfile(os.path.join(src, n))]
+    upload([(wal_key(n), (lambda p=os.path.join(src, n): gz(p))) for n in names])
+    print(sum(1 for n in names if is_segment(n)))
 
 
 def s3():
@@ -151,7 +157,7 @@ def s3():
     return boto3.client(
         "s3",
         endpoint_url=os.environ["BENCH_ENDPOINT"],
-        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 2}),
+        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 2}, max_pool_connections=8),
     )
 
 
@@ -175,12 +181,12 @@ def main(argv):
         print(__doc__, file=sys.stderr)
         return 2
     cmd, args = argv[0], argv[1:]
-    if cmd == "seed-fs":
-        seed_fs(args[0], int(args[1]))
+    if cmd == "seed" and len(args) == 1:
+        seed(int(args[0]))
     elif cmd == "expected":
         expected(int(args[0]))
-    elif cmd == "archive-fs":
-        archive_fs(args[0], args[1])
+    elif cmd == "archive" and len(args) == 1:
+        archive(args[0])
     elif cmd == "sha256":
         for p in args:
             with open(p, "rb") as f:

@@ -346,6 +346,10 @@ impl PointContext<'_> {
             }
         };
         r.backup_id = Some(plan.backup_id.clone());
+        if let Some(why) = gap_behind(point, &plan, self.window) {
+            r.error = Some(why);
+            return (r, None);
+        }
         let point_dir = self
             .ws
             .root()
@@ -444,6 +448,30 @@ impl PointContext<'_> {
         }
         Ok(())
     }
+}
+
+/// `latest` must reach the newest archived WAL: a gap after the base backup would make it stop
+/// early and still "pass". Names the gap and how far `latest` could go.
+fn gap_behind(point: &Resolved, plan: &pgrestore::Plan, window: &Window) -> Option<String> {
+    if point.target != Target::Latest {
+        return None;
+    }
+    let gap = window
+        .gaps
+        .iter()
+        .find(|g| g.first_missing.as_str() > plan.wal_to.as_str())?;
+    let missing = if gap.count == 1 {
+        format!("segment {} is missing", gap.first_missing)
+    } else {
+        format!(
+            "segments {} .. {} are missing",
+            gap.first_missing, gap.last_missing
+        )
+    };
+    Some(format!(
+        "WAL gap: {missing}, so latest reaches only {} (base backup {}), not the newest archived WAL",
+        plan.wal_to, plan.backup_id
+    ))
 }
 
 async fn velero_entry(

@@ -379,3 +379,136 @@ fn an_interrupted_drill_leaves_nothing_behind() {
     assert!(run.stderr.contains("interrupted"), "{run:?}");
     nothing_left(&work);
 }
+
+/// A WAL gap inside the window: points behind it fail with the gap named (`latest` too, which
+/// would otherwise stop early at the gap and look fine); the point before it passes.
+#[test]
+fn a_wal_gap_fails_the_points_behind_it() {
+    let s3 = S3Server::start(S3Kind::Versitygw);
+    let server = unique_name("drillgap");
+    let pg = archive(&s3, &server);
+    // Three more segments with an order each; the middle one goes missing.
+    let mut segs = Vec::new();
+    for _ in 0..3 {
+        std::thread::sleep(Duration::from_millis(700));
+        pg.sql("insert into orders default values");
+        segs.push(pg.switch_wal());
+    }
+    let last = pg.switch_wal();
+    pg.wait_archived(&last);
+    let victim = s3
+        .list_keys(&format!("cnpg/{server}/wals/"))
+        .into_iter()
+        .find(|k| k.contains(&segs[1]))
+        .unwrap();
+    s3.delete(&victim);
+    let dir = tempfile::tempdir().unwrap();
+    let policy = postgres_policy(dir.path(), &s3, &server, "7d", "1h");
+    let checks = "      - name: orders exist\n        sql: \"select count(*) from orders\"\n        expect: { atLeast: 1 }\n";
+    let file = drill_file(dir.path(), "gap", &server, "[oldest, latest]", checks, "");
+    let run = drill(&s3, &file, &policy, &["--no-store"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    let r = run.json();
+    assert_eq!(
+        r["postgres"][0]["passed"], true,
+        "oldest is before the gap: {run:?}"
+    );
+    let err = r["postgres"][1]["error"].as_str().unwrap_or_default();
+    assert!(
+        err.starts_with(&format!(
+            "WAL gap: segment {} is missing, so latest reaches only ",
+            segs[1]
+        )),
+        "{run:?}"
+    );
+}
+
+/// Velero entries: the tarball is read end to end and what `expect` lists must be in it.
+#[test]
+fn a_velero_backup_is_read_end_to_end_and_checked() {
+    use crate::support::velero_fixture::VeleroBackupFixture;
+    use serde_json::json;
+    let s3 = S3Server::start(S3Kind::S3sFs);
+    let obj = |kind: &str, ns: Option<&str>, name: &str| {
+        let mut meta = json!({ "name": name });
+        if let Some(ns) = ns {
+            meta["namespace"] = json!(ns);
+        }
+        json!({ "apiVersion": "v1", "kind": kind, "metadata": meta })
+    };
+    VeleroBackupFixture::new("cluster-daily-20261203030000")
+        .schedule("cluster-daily")
+        .item(
+            "deployments.apps",
+            Some("shop"),
+            "api",
+            obj("Deployment", Some("shop"), "api"),
+        )
+        .item(
+            "secrets",
+            Some("shop"),
+            "db-credentials",
+            obj("Secret", Some("shop"), "db-credentials"),
+        )
+        .item(
+            "namespaces",
+            None,
+            "databases",
+            obj("Namespace", None, "databases"),
+        )
+        .upload(&s3, "velero");
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("velero.yaml");
+    std::fs::write(
+        &policy,
+        format!(
+            "kind: VeleroPolicy\nname: cluster-daily\nschedule: \"0 3 * * *\"\nretention: 30d\nrpo: 26h\n\
+             storage: {{ url: \"{}\", endpoint: \"{}\" }}\n",
+            s3.url("velero"),
+            s3.endpoint()
+        ),
+    )
+    .unwrap();
+    let policy = policy.to_string_lossy().into_owned();
+    let write = |name: &str, expect: &str| {
+        let path = dir.path().join(format!("{name}.yaml"));
+        std::fs::write(&path, format!("kind: Drill\nname: {name}\nvelero:\n  - policy: cluster-daily\n    expect: {expect}\n")).unwrap();
+        path.to_string_lossy().into_owned()
+    };
+    let good = write(
+        "objects",
+        "{ namespaces: [databases, shop], resources: [\"deployments.apps/shop/api\", \"secrets/shop/db-credentials\", \"namespaces/databases\"] }",
+    );
+    let run = drill(&s3, &good, &policy, &["--no-store"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let v = &run.json()["velero"][0];
+    assert_eq!(v["backup"], "cluster-daily-20261203030000", "{run:?}");
+    assert_eq!(v["items"], 3, "{run:?}");
+
+    let missing = write(
+        "missing",
+        "{ namespaces: [payments], resources: [\"deployments.apps/shop/web\"] }",
+    );
+    let run = drill(&s3, &missing, &policy, &["--no-store"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert_eq!(
+        run.json()["velero"][0]["missing"],
+        json!(["namespace payments", "deployments.apps/shop/web"]),
+        "{run:?}"
+    );
+
+    // A truncated tarball is not readable to its end: the drill fails and says so.
+    let key = "velero/backups/cluster-daily-20261203030000/cluster-daily-20261203030000.tar.gz";
+    let body = s3.get(key);
+    s3.put(key, &body[..body.len() / 2]);
+    let run = drill(&s3, &good, &policy, &["--no-store"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    let err = run.json()["velero"][0]["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        err.contains("is not readable to its end (truncated or corrupt)"),
+        "{run:?}"
+    );
+}
