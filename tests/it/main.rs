@@ -8,6 +8,7 @@ mod capture;
 mod catalog;
 mod cli;
 mod drill;
+mod drill_page;
 mod errors;
 mod harness;
 mod restore;
