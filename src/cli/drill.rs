@@ -148,18 +148,31 @@ async fn run_drill(a: RunArgs, output: Output) -> anyhow::Result<Outcome> {
     drop(ws);
     let definition = std::fs::read_to_string(&loaded.path).unwrap_or_default();
     let files = record::files(&report, &definition, &evidence)?;
-    let mut stored = None;
+    // A record that cannot be stored does not hide the report: it is printed, and the run
+    // exits 2 with the reason.
+    let (mut stored, mut store_error) = (None, None);
     if !a.no_store
         && let Some((url, conn)) = record_location(&loaded.drill, &policies)
     {
-        let store = store::open(&url, &conn).await?;
-        let folder = record::store(store.as_ref(), &files)
-            .await
-            .with_context(|| format!("storing the drill's record in {url}"))?;
-        stored = Some(format!(
-            "{}/{folder}/",
-            url.to_string().trim_end_matches('/')
-        ));
+        let put = async {
+            let store = store::open(&url, &conn).await?;
+            record::store(store.as_ref(), &files)
+                .await
+                .map_err(anyhow::Error::from)
+        };
+        match put.await {
+            Ok(folder) => {
+                stored = Some(format!(
+                    "{}/{folder}/",
+                    url.to_string().trim_end_matches('/')
+                ));
+            }
+            Err(e) => {
+                store_error = Some(format!(
+                    "could not store the drill's record in {url}: {e:#}"
+                ));
+            }
+        }
     }
     let written = match &a.report_dir {
         Some(dir) => Some(record::write(dir, &files)?),
@@ -169,6 +182,7 @@ async fn run_drill(a: RunArgs, output: Output) -> anyhow::Result<Outcome> {
         Output::Json => {
             let mut v = serde_json::to_value(&report)?;
             v["stored"] = serde_json::json!(stored);
+            v["store_error"] = serde_json::json!(store_error);
             v["report_dir"] = serde_json::json!(written);
             print_json(&v)?;
         }
@@ -182,7 +196,12 @@ async fn run_drill(a: RunArgs, output: Output) -> anyhow::Result<Outcome> {
             }
         }
     }
-    Ok(if report.passed {
+    if let Some(e) = &store_error {
+        eprintln!("error: {e}");
+    }
+    Ok(if report.errored() || store_error.is_some() {
+        Outcome::Error
+    } else if report.passed {
         Outcome::Ok
     } else {
         Outcome::Violated

@@ -43,6 +43,10 @@ pub struct PointReport {
     pub passed: bool,
     /// Why the point failed, when it did not get as far as its checks (or over a budget).
     pub error: Option<String>,
+    /// The point could not be tried at all (a policy, the store or its catalog could not be
+    /// read): an error of the drill (exit 2), not a finding about the backups (exit 1).
+    #[serde(default)]
+    pub errored: bool,
     /// The last transaction recovery replayed, as PostgreSQL reports it.
     pub achieved: Option<String>,
     pub phases: Phases,
@@ -67,6 +71,9 @@ pub struct VeleroReport {
     pub backup: Option<String>,
     pub passed: bool,
     pub error: Option<String>,
+    /// The policy, the store or its catalog could not be read (exit 2).
+    #[serde(default)]
+    pub errored: bool,
     /// Items read from the tarball (each once).
     pub items: usize,
     /// What `expect` lists and the tarball lacks.
@@ -83,6 +90,12 @@ fn secs(s: Option<f64>) -> String {
 }
 
 impl Report {
+    /// Whether something could not be tried at all (then the drill exits 2, not 1).
+    #[must_use]
+    pub fn errored(&self) -> bool {
+        self.postgres.iter().any(|p| p.errored) || self.velero.iter().any(|v| v.errored)
+    }
+
     /// A human summary.
     #[must_use]
     pub fn markdown(&self) -> String {

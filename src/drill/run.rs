@@ -241,15 +241,18 @@ async fn postgres_entry(
     evidence: &mut Vec<Evidence>,
 ) -> Vec<PointReport> {
     let labels: Vec<String> = entry.points.iter().map(super::def::Point::label).collect();
-    let all_failed = |server: &str, why: String| -> Vec<PointReport> {
+    let all_failed = |server: &str, why: String, errored: bool| -> Vec<PointReport> {
         labels
             .iter()
-            .map(|l| failed(entry, server, l, why.clone()))
+            .map(|l| PointReport {
+                errored,
+                ..failed(entry, server, l, why.clone())
+            })
             .collect()
     };
     let p = match policy_of(policies, &entry.policy, as_pg, "PostgresPolicy") {
         Ok(p) => p,
-        Err(e) => return all_failed("", e),
+        Err(e) => return all_failed("", e, true),
     };
     let url = p.storage.parsed_url();
     let conn = p.storage.connection();
@@ -263,14 +266,16 @@ async fn postgres_entry(
         let cat = catalog::load(store.as_ref(), &scope, 16)
             .await
             .map_err(|e| format!("reading the catalog of {url}: {e}"))?;
-        let found = cat.barman.into_iter().next();
-        let (server, window) = found.ok_or(format!("no server {} in {url}", p.server_name))?;
-        Ok::<_, String>((store, server, window))
+        Ok::<_, String>((store, cat))
     }
     .await;
-    let (store, server, window) = match loaded {
+    let (store, cat) = match loaded {
         Ok(x) => x,
-        Err(e) => return all_failed(&p.server_name, e),
+        Err(e) => return all_failed(&p.server_name, e, true),
+    };
+    let Some((server, window)) = cat.barman.into_iter().next() else {
+        let why = format!("no server {} in {url}", p.server_name);
+        return all_failed(&p.server_name, why, false);
     };
     let resolved = points::resolve(
         &entry.points,
@@ -281,7 +286,7 @@ async fn postgres_entry(
     );
     let resolved = match resolved {
         Ok(r) => r,
-        Err(e) => return all_failed(&p.server_name, format!("{}: {e}", p.server_name)),
+        Err(e) => return all_failed(&p.server_name, format!("{}: {e}", p.server_name), false),
     };
     let ctx = PointContext {
         entry,
@@ -496,6 +501,8 @@ async fn velero_check(
     progress: &dyn Progress,
     r: &mut VeleroReport,
 ) -> Result<(), String> {
+    // Until the catalog is read, a failure is the drill's error, not a finding about the backups.
+    r.errored = true;
     let p = policy_of(policies, &entry.policy, as_velero, "VeleroPolicy")?;
     let url = p.storage.parsed_url();
     let store = store::open(&url, &p.storage.connection())
@@ -509,6 +516,7 @@ async fn velero_check(
     let cat = catalog::load(store.as_ref(), &scope, 16)
         .await
         .map_err(|e| e.to_string())?;
+    r.errored = false;
     let all = cat.velero.unwrap_or_default();
     let b = crate::velero::choose(&all, Some(&p.name), &entry.backup, &url.to_string())
         .map_err(|e| e.to_string())?;

@@ -512,3 +512,67 @@ fn a_velero_backup_is_read_end_to_end_and_checked() {
         "{run:?}"
     );
 }
+
+/// A dead endpoint is an error of the drill (exit 2, the endpoint named), not a failed drill, and
+/// nothing is left behind.
+#[test]
+fn a_dead_endpoint_is_an_error_not_a_finding() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("db.yaml");
+    std::fs::write(
+        &policy,
+        "kind: PostgresPolicy\nname: db\ncluster: { namespace: databases, name: db }\nserverName: db\n\
+         baseBackupSchedule: \"0 0 * * *\"\nrecoveryWindow: 7d\nrpo: 1h\n\
+         storage: { url: \"s3://nowhere/cnpg\", endpoint: \"http://127.0.0.1:1\" }\n",
+    )
+    .unwrap();
+    let file = drill_file(
+        dir.path(),
+        "dead",
+        "db",
+        "[latest]",
+        "      - { name: c, sql: \"select 1\", expect: { atLeast: 1 } }\n",
+        "",
+    );
+    let work = dir.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    let run: Run = openova_cmd(
+        None,
+        &[
+            "--output",
+            "json",
+            "drill",
+            "run",
+            &file,
+            "--policies",
+            &policy.to_string_lossy(),
+            "--work-dir",
+            &work.to_string_lossy(),
+        ],
+    )
+    .env("AWS_ACCESS_KEY_ID", "AKIDEAD")
+    .env("AWS_SECRET_ACCESS_KEY", "dead-secret-marker")
+    .output()
+    .unwrap()
+    .into();
+    assert!(
+        !run.stdout.contains("dead-secret-marker") && !run.stderr.contains("dead-secret-marker")
+    );
+    assert!(
+        run.stderr
+            .contains("could not store the drill's record in s3://nowhere"),
+        "{run:?}"
+    );
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(!run.stderr.contains("panicked"), "{run:?}");
+    let r = run.json();
+    assert_eq!(r["postgres"][0]["errored"], true, "{run:?}");
+    assert!(
+        r["postgres"][0]["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("cannot reach the S3 endpoint http://127.0.0.1:1"),
+        "{run:?}"
+    );
+    nothing_left(&work);
+}
