@@ -158,6 +158,7 @@ pub async fn run(args: RestoreArgs, output: Output) -> anyhow::Result<Outcome> {
         if a.start {
             let reached = local::start_and_wait(
                 &a.target_dir,
+                &a.target_dir,
                 &plan,
                 a.port,
                 Duration::from_secs(a.timeout),

@@ -24,13 +24,17 @@ fn margin(span: TimeDelta) -> TimeDelta {
 }
 
 /// Resolves `points` against `window` at `now`, for a policy keeping `recovery_window`. `random`
-/// is drawn from `[oldest, end − margin]` with `seed`. `Err` says why nothing is restorable.
+/// is drawn from `[oldest, end − margin]` with `seed`, or from `[oldest, last_commit)` when the
+/// last restorable transaction is known (a `latest` restore found it): the window's end is the
+/// archive time of the newest segment, which can lie well after its last commit, and a target
+/// past the last commit cannot be reached. `Err` says why nothing is restorable.
 pub fn resolve(
     points: &[Point],
     window: &Window,
     recovery_window: TimeDelta,
     now: DateTime<Utc>,
     seed: u64,
+    last_commit: Option<DateTime<Utc>>,
 ) -> Result<Vec<Resolved>, String> {
     let spans = merged(&window.ranges);
     let (Some(start), Some(end)) = (spans.first().map(|s| s.0), spans.last().map(|s| s.1)) else {
@@ -38,7 +42,10 @@ pub fn resolve(
     };
     let m = margin(end - start);
     let oldest = ((now - recovery_window).max(start) + m).min(end);
-    let last = (end - m).max(oldest);
+    let last = match last_commit {
+        Some(c) => (c - TimeDelta::milliseconds(1)).max(oldest),
+        None => (end - m).max(oldest),
+    };
     let mut rng = SplitMix(seed);
     Ok(points
         .iter()
@@ -111,18 +118,27 @@ mod tests {
         let w = window("2026-12-01T00:00:00Z", "2026-12-03T00:00:00Z");
         let now = t("2026-12-03T00:00:10Z");
         let all = [Point::Oldest, Point::Random, Point::Latest];
-        let r = resolve(&all, &w, TimeDelta::days(1), now, 7).unwrap();
+        let r = resolve(&all, &w, TimeDelta::days(1), now, 7, None).unwrap();
         // now − 1 day is later than the window's start: that plus a minute.
         assert_eq!(time(&r[0]), t("2026-12-02T00:01:10Z"));
         assert!(time(&r[1]) >= time(&r[0]) && time(&r[1]) <= t("2026-12-02T23:59:00Z"));
         assert_eq!(r[2].target, Target::Latest);
         // The same seed gives the same point; another seed another one.
-        let again = resolve(&all, &w, TimeDelta::days(1), now, 7).unwrap();
+        let again = resolve(&all, &w, TimeDelta::days(1), now, 7, None).unwrap();
         assert_eq!(r, again);
-        let other = resolve(&all, &w, TimeDelta::days(1), now, 8).unwrap();
+        let other = resolve(&all, &w, TimeDelta::days(1), now, 8, None).unwrap();
+        // Once the last commit is known, random stays before it.
+        let commit = t("2026-12-02T00:05:00Z");
+        for seed in 0..50 {
+            let r = resolve(&all, &w, TimeDelta::days(1), now, seed, Some(commit)).unwrap();
+            assert!(
+                time(&r[1]) >= time(&r[0]) && time(&r[1]) < commit,
+                "seed {seed}"
+            );
+        }
         assert_ne!(time(&r[1]), time(&other[1]));
         // A window shorter than the policy's: oldest is the window's start plus the margin.
-        let r = resolve(&[Point::Oldest], &w, TimeDelta::days(7), now, 1).unwrap();
+        let r = resolve(&[Point::Oldest], &w, TimeDelta::days(7), now, 1, None).unwrap();
         assert_eq!(time(&r[0]), t("2026-12-01T00:01:00Z"));
     }
 
@@ -136,6 +152,7 @@ mod tests {
             TimeDelta::days(7),
             now,
             3,
+            None,
         )
         .unwrap();
         assert_eq!(time(&r[0]), t("2026-12-03T00:00:01.5Z"));
@@ -150,6 +167,7 @@ mod tests {
             TimeDelta::days(7),
             Utc::now(),
             1,
+            None,
         );
         assert!(e.unwrap_err().contains("nothing is restorable"));
     }

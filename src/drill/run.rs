@@ -43,6 +43,8 @@ pub struct Evidence {
 pub struct Workspace {
     root: PathBuf,
     running: Mutex<Vec<(PathBuf, Option<u32>)>>,
+    /// Socket folders made outside the root (see [`Workspace::socket_dir`]).
+    outside: Mutex<Vec<PathBuf>>,
 }
 
 impl Workspace {
@@ -58,7 +60,30 @@ impl Workspace {
         Ok(Arc::new(Self {
             root,
             running: Mutex::default(),
+            outside: Mutex::default(),
         }))
+    }
+
+    /// A private folder (0700) for a server's Unix socket: `POINT_DIR/s`, or, when that path would
+    /// pass the kernel's 107-byte limit for a socket path (a deep `--work-dir`), a short one in
+    /// `/tmp`, removed with the workspace.
+    fn socket_dir(&self, point_dir: &Path, port: u16) -> std::io::Result<PathBuf> {
+        use std::os::unix::fs::PermissionsExt;
+        let inside = point_dir.join("s");
+        let socket = inside.join(format!(".s.PGSQL.{port}"));
+        let dir = if socket.as_os_str().len() <= 100 {
+            inside
+        } else {
+            let nanos = Utc::now().timestamp_nanos_opt().unwrap_or_default() % 1_000_000_000;
+            let d = PathBuf::from(format!("/tmp/openova-s-{}-{nanos}", std::process::id()));
+            if let Ok(mut o) = self.outside.lock() {
+                o.push(d.clone());
+            }
+            d
+        };
+        std::fs::create_dir(&dir)?;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+        Ok(dir)
     }
 
     #[must_use]
@@ -83,6 +108,14 @@ impl Workspace {
         }
         let _ = crate::wal::prefetch::clear(&local::helper_dir(dir).join("spool"));
         let _ = std::fs::remove_dir_all(dir.parent().unwrap_or(dir));
+        for d in self
+            .outside
+            .lock()
+            .map(|mut o| std::mem::take(&mut *o))
+            .unwrap_or_default()
+        {
+            let _ = std::fs::remove_dir_all(d);
+        }
     }
 }
 
@@ -92,6 +125,14 @@ impl Drop for Workspace {
         for (dir, major) in running.unwrap_or_default() {
             stop(&dir, major);
             let _ = crate::wal::prefetch::clear(&local::helper_dir(&dir).join("spool"));
+        }
+        for d in self
+            .outside
+            .lock()
+            .map(|mut o| std::mem::take(&mut *o))
+            .unwrap_or_default()
+        {
+            let _ = std::fs::remove_dir_all(d);
         }
         if let Err(e) = std::fs::remove_dir_all(&self.root)
             && e.kind() != std::io::ErrorKind::NotFound
@@ -277,14 +318,17 @@ async fn postgres_entry(
         let why = format!("no server {} in {url}", p.server_name);
         return all_failed(&p.server_name, why, false);
     };
-    let resolved = points::resolve(
-        &entry.points,
-        &window,
-        p.recovery_window.0,
-        Utc::now(),
-        opts.seed,
-    );
-    let resolved = match resolved {
+    let resolve = |last_commit| {
+        points::resolve(
+            &entry.points,
+            &window,
+            p.recovery_window.0,
+            Utc::now(),
+            opts.seed,
+            last_commit,
+        )
+    };
+    let resolved = match resolve(None) {
         Ok(r) => r,
         Err(e) => return all_failed(&p.server_name, format!("{}: {e}", p.server_name), false),
     };
@@ -298,9 +342,28 @@ async fn postgres_entry(
         ws,
         progress,
     };
-    let mut out = Vec::new();
-    for (i, point) in resolved.iter().enumerate() {
+    // `latest` first: the last transaction it replays is the true end of the window, which
+    // bounds `random` (see `points::resolve`).
+    let mut order: Vec<usize> = (0..resolved.len()).collect();
+    order.sort_by_key(|&i| resolved[i].target != Target::Latest);
+    let mut out: Vec<Option<PointReport>> = vec![None; resolved.len()];
+    let mut resolved = resolved;
+    let mut last_commit = None;
+    for i in order {
+        if last_commit.is_some()
+            && entry.points[i] == super::def::Point::Random
+            && let Ok(again) = resolve(last_commit)
+        {
+            resolved[i] = again[i].clone();
+        }
+        let point = &resolved[i];
         let (report, log) = ctx.run(i, point).await;
+        if point.target == Target::Latest && last_commit.is_none() {
+            last_commit = report
+                .achieved
+                .as_deref()
+                .and_then(|t| pgrestore::parse_time(t).ok());
+        }
         if let Some(body) = log {
             evidence.push(Evidence {
                 name: format!(
@@ -312,9 +375,9 @@ async fn postgres_entry(
                 body,
             });
         }
-        out.push(report);
+        out[i] = Some(report);
     }
-    out
+    out.into_iter().flatten().collect()
 }
 
 struct PointContext<'a> {
@@ -399,16 +462,27 @@ impl PointContext<'_> {
                 .map_err(|e| e.to_string())?;
         r.phases.download_seconds = fetched.download_seconds;
         r.phases.extract_seconds = fetched.extract_seconds;
+        let socket = self
+            .ws
+            .socket_dir(point_dir, self.opts.port)
+            .map_err(|e| format!("creating a socket folder for {}: {e}", point_dir.display()))?;
         // The postgres user must reach the data folder through the workspace.
         start::hand_over(self.ws.root()).map_err(|e| e.to_string())?;
         start::hand_over(point_dir).map_err(|e| e.to_string())?;
+        start::hand_over(&socket).map_err(|e| e.to_string())?;
         self.progress
             .message(&format!("{} {}: replaying WAL", self.entry.policy, r.point));
         self.ws.started(data, plan.pg_major);
-        let reached =
-            local::start_and_wait(data, plan, self.opts.port, self.opts.replay_timeout, true)
-                .await
-                .map_err(|e| e.to_string())?;
+        let reached = local::start_and_wait(
+            data,
+            &socket,
+            plan,
+            self.opts.port,
+            self.opts.replay_timeout,
+            true,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
         r.phases.replay_seconds = reached.replay_seconds;
         r.achieved.clone_from(&reached.last_replayed);
         let achieved = reached
@@ -424,8 +498,7 @@ impl PointContext<'_> {
             self.entry.policy, r.point
         ));
         for c in &self.entry.checks {
-            let (c, dir, port, major) =
-                (c.clone(), data.to_path_buf(), self.opts.port, plan.pg_major);
+            let (c, dir, port, major) = (c.clone(), socket.clone(), self.opts.port, plan.pg_major);
             let outcome =
                 tokio::task::spawn_blocking(move || check::run(&c, &dir, port, major, bind))
                     .await

@@ -81,9 +81,11 @@ pub struct Reached {
     pub port: u16,
 }
 
-/// Starts PostgreSQL on `dir` (port `port`, socket in `dir`) and waits until it left recovery.
+/// Starts PostgreSQL on `dir` (port `port`, its Unix socket in `socket_dir`, no TCP) and waits
+/// until it left recovery. A socket path is limited to 107 bytes: keep `socket_dir` short.
 pub fn start_and_wait(
     dir: &Path,
+    socket_dir: &Path,
     major: Option<u32>,
     port: u16,
     timeout: Duration,
@@ -92,7 +94,10 @@ pub fn start_and_wait(
     let log = dir.join("openova-restore.log");
     let began = Instant::now();
     let mut start = as_postgres(&bin.join("pg_ctl"));
-    let opts = format!("-p {port} -k {} -c listen_addresses=''", dir.display());
+    let opts = format!(
+        "-p {port} -k {} -c listen_addresses=''",
+        socket_dir.display()
+    );
     start
         .arg("-D")
         .arg(dir)
@@ -108,9 +113,15 @@ pub fn start_and_wait(
     }
     let sql = |q: &str| -> Option<String> {
         let mut c = as_postgres(&bin.join("psql"));
-        c.arg("-h")
-            .arg(dir)
-            .args(["-p", &port.to_string(), "-d", "postgres", "-At", "-c", q]);
+        c.arg("-h").arg(socket_dir).args([
+            "-p",
+            &port.to_string(),
+            "-d",
+            "postgres",
+            "-At",
+            "-c",
+            q,
+        ]);
         run(c)
             .ok()
             .filter(|o| o.status.success())

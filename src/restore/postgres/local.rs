@@ -100,11 +100,12 @@ pub enum StartError {
     Join(String),
 }
 
-/// Hands the folders to the postgres user, starts PostgreSQL on `target` (Unix socket in the
-/// folder, no TCP) and waits until recovery reached the plan's target; the WAL spool is cleared
+/// Hands the folders to the postgres user, starts PostgreSQL on `target` (Unix socket in
+/// `socket_dir`, no TCP) and waits until recovery reached the plan's target; the WAL spool is cleared
 /// afterwards. `own_helper`: the restore_command is openova's (there is a helper folder).
 pub async fn start_and_wait(
     target: &Path,
+    socket_dir: &Path,
     plan: &Plan,
     port: u16,
     timeout: Duration,
@@ -118,11 +119,12 @@ pub async fn start_and_wait(
         start::hand_over(&helper_dir(target))?;
     }
     let dir = target.to_path_buf();
+    let socket_dir = socket_dir.to_path_buf();
     let major = plan.pg_major;
     let span = tracing::info_span!("restore.replay", server = %plan.server);
     let reached = tokio::task::spawn_blocking(move || {
         let _g = span.entered();
-        start::start_and_wait(&dir, major, port, timeout)
+        start::start_and_wait(&dir, &socket_dir, major, port, timeout)
     })
     .await
     .map_err(|e| StartError::Join(e.to_string()))?;
