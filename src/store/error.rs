@@ -32,6 +32,16 @@ pub enum Error {
         "no S3 credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or an AWS profile)"
     )]
     NoCredentials,
+    #[error(
+        "S3 {op} of '{key}' on {endpoint} timed out after {after} (check the endpoint and the network; \
+         OPENOVA_S3_READ_TIMEOUT and OPENOVA_S3_OPERATION_TIMEOUT, in seconds, change the bounds)"
+    )]
+    TimedOut {
+        endpoint: String,
+        op: &'static str,
+        key: String,
+        after: String,
+    },
     #[error("object '{key}' not found in {url}")]
     NotFound { url: String, key: String },
     #[error("S3 {op} of '{key}' on {endpoint} failed: {detail}")]
@@ -56,7 +66,7 @@ impl Error {
     #[must_use]
     pub fn is_retryable(&self) -> bool {
         match self {
-            Self::Unreachable { .. } => true,
+            Self::Unreachable { .. } | Self::TimedOut { .. } => true,
             Self::Service { retryable, .. } => *retryable,
             _ => false,
         }

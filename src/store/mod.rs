@@ -14,7 +14,7 @@ mod url;
 
 pub use error::{Error, Result};
 pub use fs::FsStore;
-pub use s3::{S3Options, S3Store};
+pub use s3::{S3Options, S3Store, Timeouts};
 pub use url::StorageUrl;
 
 use async_trait::async_trait;

@@ -42,6 +42,68 @@ pub struct S3Options {
     /// Static credentials (access key id, secret) instead of the default AWS chain; for callers
     /// that hold them already (tests, a mounted Secret read by the caller). Never logged.
     pub credentials: Option<(String, String)>,
+    /// How long a request may wait; see [`Timeouts`].
+    pub timeouts: Timeouts,
+}
+
+/// Time bounds on every S3 request, so that a stalled endpoint ends in a clear error instead of a
+/// hang (a CronJob that hangs blocks every later run; a restore_command that hangs stalls
+/// recovery). Streaming bodies are bounded by the SDK's minimum-throughput protection, not by a
+/// total time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Establishing a connection.
+    pub connect: Duration,
+    /// From a request sent to the first byte of its answer (`OPENOVA_S3_READ_TIMEOUT`, seconds).
+    pub first_byte: Duration,
+    /// One request with its retries, answer headers included (`OPENOVA_S3_OPERATION_TIMEOUT`).
+    pub operation: Duration,
+}
+
+impl Default for Timeouts {
+    /// Generous for R2 on a bad day: 5 s to connect, 30 s to the first byte, 2 min in all.
+    fn default() -> Self {
+        Self {
+            connect: Duration::from_secs(5),
+            first_byte: Duration::from_secs(30),
+            operation: Duration::from_secs(120),
+        }
+    }
+}
+
+impl Timeouts {
+    /// `PostgreSQL's restore_command must hear back quickly: 10 s to the first byte, 30 s in all.
+    #[must_use]
+    pub fn for_wal_get() -> Self {
+        Self {
+            connect: Duration::from_secs(5),
+            first_byte: Duration::from_secs(10),
+            operation: Duration::from_secs(30),
+        }
+    }
+
+    /// These, with `OPENOVA_S3_READ_TIMEOUT` / `OPENOVA_S3_OPERATION_TIMEOUT` (whole seconds)
+    /// overriding them; a value that is not a positive number is ignored with a warning.
+    #[must_use]
+    pub fn with_env(mut self) -> Self {
+        let secs = |k: &str| {
+            let v = std::env::var(k).ok()?;
+            match v.trim().parse::<u64>() {
+                Ok(n) if n > 0 => Some(Duration::from_secs(n)),
+                _ => {
+                    tracing::warn!(variable = k, value = %v, "not a positive number of seconds; ignored");
+                    None
+                }
+            }
+        };
+        if let Some(d) = secs("OPENOVA_S3_READ_TIMEOUT") {
+            self.first_byte = d;
+        }
+        if let Some(d) = secs("OPENOVA_S3_OPERATION_TIMEOUT") {
+            self.operation = d;
+        }
+        self
+    }
 }
 
 // Hand-written so that the secret can never reach a log line through `{:?}`.
@@ -51,6 +113,7 @@ impl std::fmt::Debug for S3Options {
             .field("endpoint", &self.endpoint)
             .field("region", &self.region)
             .field("path_style", &self.path_style)
+            .field("timeouts", &self.timeouts)
             .field(
                 "credentials",
                 &self.credentials.as_ref().map(|(id, _)| (id, "<redacted>")),
@@ -81,6 +144,7 @@ impl S3Options {
             path_style: conn.path_style.unwrap_or(endpoint.is_some()),
             endpoint,
             credentials: None,
+            timeouts: Timeouts::default().with_env(),
         }
     }
 }
@@ -90,6 +154,7 @@ pub struct S3Store {
     bucket: String,
     prefix: String,
     endpoint: String,
+    timeouts: Timeouts,
     client: aws_sdk_s3::Client,
 }
 
@@ -111,8 +176,11 @@ impl S3Store {
             loader = loader.credentials_provider(creds);
         }
         let shared = loader.load().await;
+        let t = opts.timeouts;
         let timeouts = TimeoutConfig::builder()
-            .connect_timeout(Duration::from_secs(5))
+            .connect_timeout(t.connect)
+            .read_timeout(t.first_byte)
+            .operation_timeout(t.operation)
             .build();
         let mut cfg = aws_sdk_s3::config::Builder::from(&shared)
             .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
@@ -131,6 +199,7 @@ impl S3Store {
             bucket: bucket.clone(),
             prefix: prefix.clone(),
             endpoint,
+            timeouts: t,
             client: aws_sdk_s3::Client::from_conf(cfg.build()),
             url,
         })
@@ -155,7 +224,19 @@ impl S3Store {
         let status = e.raw_response().map(|r| r.status().as_u16());
         let code = e.code().unwrap_or_default().to_string();
         match e {
-            SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
+            SdkError::TimeoutError(_) => Error::TimedOut {
+                endpoint,
+                op,
+                key: self.full(key),
+                after: format!("{} s", self.timeouts.operation.as_secs()),
+            },
+            SdkError::DispatchFailure(f) if f.is_timeout() => Error::TimedOut {
+                endpoint,
+                op,
+                key: self.full(key),
+                after: format!("{} s without an answer", self.timeouts.first_byte.as_secs()),
+            },
+            SdkError::DispatchFailure(_) => {
                 if detail.contains("credentials") {
                     Error::NoCredentials
                 } else {

@@ -175,3 +175,46 @@ fn a_missing_file_folder_is_an_error() {
         "{run:?}"
     );
 }
+
+/// An endpoint that accepts connections and never answers: the command ends with a clear error
+/// (exit 2) naming the endpoint, the operation and the bound, instead of hanging. The listener is a
+/// stand-in for a stalled store: it plays only that (accept, then silence).
+#[test]
+fn a_silent_endpoint_times_out_with_a_clear_error() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in listener.incoming().flatten() {
+            held.push(c);
+        }
+    });
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let run: crate::cli::Run = crate::cli::openova_cmd(
+        None,
+        &[
+            "catalog",
+            "--storage",
+            "s3://silent/p",
+            "--endpoint",
+            &endpoint,
+        ],
+    )
+    .env("AWS_ACCESS_KEY_ID", "AKIDSILENT")
+    .env("AWS_SECRET_ACCESS_KEY", "silent-secret-marker")
+    .env("OPENOVA_S3_READ_TIMEOUT", "1")
+    .output()
+    .unwrap()
+    .into();
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr.contains(&format!(
+            "S3 list of 'p/' on {endpoint} timed out after 1 s without an answer"
+        )) && run.stderr.contains("OPENOVA_S3_READ_TIMEOUT"),
+        "{run:?}"
+    );
+    assert!(
+        !run.stderr.contains("silent-secret-marker") && !run.stderr.contains("ResponseError"),
+        "{run:?}"
+    );
+}

@@ -324,6 +324,7 @@ fn probe(s3: &S3Server) -> bool {
                 region: "auto".into(),
                 path_style: true,
                 credentials: Some((s3.access_key().into(), s3.secret_key().into())),
+                timeouts: openova::store::Timeouts::default(),
             },
         )
         .await
@@ -538,6 +539,7 @@ fn conditional_put_races(kind: S3Kind) -> [usize; 3] {
                     region: "auto".into(),
                     path_style: true,
                     credentials: Some((s3.access_key().into(), s3.secret_key().into())),
+                    timeouts: openova::store::Timeouts::default(),
                 },
             )
         };

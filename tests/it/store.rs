@@ -494,6 +494,7 @@ async fn s3_store(url: &str, endpoint: &str, key: &str, secret: &str) -> Result<
         region: "auto".into(),
         path_style: true,
         credentials: Some((key.to_string(), secret.to_string())),
+        timeouts: openova::store::Timeouts::default(),
     };
     S3Store::connect(StorageUrl::parse(url)?, opts).await
 }
