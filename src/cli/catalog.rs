@@ -37,9 +37,9 @@ pub fn targets(args: &CatalogArgs) -> anyhow::Result<Vec<(StorageUrl, Connection
         let s = l.policy.storage();
         if !out
             .iter()
-            .any(|(u, c)| *u == s.parsed_url() && c.endpoint == s.connection().endpoint)
+            .any(|(u, c)| *u == s.url && c.endpoint == s.connection().endpoint)
         {
-            out.push((s.parsed_url(), s.connection()));
+            out.push((s.url.clone(), s.connection()));
         }
     }
     Ok(out)

@@ -95,7 +95,7 @@ fn record_location(d: &drill::Drill, policies: &[Loaded]) -> Option<(StorageUrl,
         .next()?;
     let p = policies.iter().find(|l| l.policy.name() == first)?;
     Some((
-        p.policy.storage().parsed_url().parent().0,
+        p.policy.storage().url.parent().0,
         p.policy.storage().connection(),
     ))
 }
@@ -218,7 +218,7 @@ async fn show_history(a: HistoryArgs, output: Output) -> anyhow::Result<Outcome>
             let all = policy::load(&a.policies)?;
             let picked = policy::select(all, a.policy.as_deref())?;
             let p = &picked[0].policy;
-            (p.storage().parsed_url(), p.storage().connection())
+            (p.storage().url.clone(), p.storage().connection())
         }
     };
     let beside = url.parent().0;

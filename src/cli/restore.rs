@@ -197,7 +197,7 @@ fn source(a: &PgArgs) -> anyhow::Result<(StorageUrl, Connection, String)> {
     let picked = policy::select(policy::load(&a.policies)?, Some(name))?;
     match &picked[0].policy {
         Policy::PostgresPolicy(p) => Ok((
-            p.storage.parsed_url(),
+            p.storage.url.clone(),
             p.storage.connection(),
             p.server_name.clone(),
         )),
@@ -260,7 +260,7 @@ async fn velero(a: VeleroArgs, output: Output) -> anyhow::Result<Outcome> {
         ),
         (None, Some(name)) => {
             match &policy::select(policy::load(&a.policies)?, Some(name))?[0].policy {
-                Policy::VeleroPolicy(p) => (p.storage.parsed_url(), p.storage.connection()),
+                Policy::VeleroPolicy(p) => (p.storage.url.clone(), p.storage.connection()),
                 Policy::PostgresPolicy(_) => {
                     bail!("policy {name} is a PostgresPolicy; restore velero needs a VeleroPolicy")
                 }

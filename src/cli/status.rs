@@ -73,7 +73,7 @@ async fn judge_group(
     concurrency: usize,
 ) -> Vec<PolicyStatus> {
     let storage = group[0].storage();
-    let url = storage.parsed_url();
+    let url = storage.url.clone();
     let scope = Scope {
         velero: group.iter().any(|p| matches!(p, Policy::VeleroPolicy(_))),
         servers: Some(

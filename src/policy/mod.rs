@@ -8,7 +8,7 @@ pub mod schedule;
 pub use duration::Duration;
 pub use schedule::Schedule;
 
-use crate::store::{Connection, StorageUrl};
+use crate::location::{Connection, StorageUrl};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -49,21 +49,15 @@ pub enum Error {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Storage {
-    pub url: String,
+    /// Parsed when the policy is loaded: a bad URL fails the policy file there.
+    pub url: StorageUrl,
     pub endpoint: Option<String>,
     pub region: Option<String>,
     pub path_style: Option<bool>,
 }
 
 impl Storage {
-    /// The parsed URL (validated at load time).
-    #[must_use]
-    pub fn parsed_url(&self) -> StorageUrl {
-        StorageUrl::parse(&self.url).unwrap_or_else(|_| StorageUrl::File {
-            root: PathBuf::from("/invalid"),
-        })
-    }
-
+    /// The connection settings, what the policy leaves open filled from the environment.
     #[must_use]
     pub fn connection(&self) -> Connection {
         Connection {
@@ -156,11 +150,11 @@ impl Policy {
         }
     }
 
-    /// Checks what serde cannot: schedules, URLs, positive durations, the window against the RPO.
+    /// Checks what serde cannot: schedules, names, positive durations, the window against the
+    /// RPO. (The storage URL is parsed by serde, as part of reading the document.)
     fn validate(&self) -> Result<(), String> {
         Schedule::parse(self.schedule_expr())
             .map_err(|e| format!("{}: {e}", self.schedule_field()))?;
-        StorageUrl::parse(&self.storage().url).map_err(|e| format!("storage.url: {e}"))?;
         if self.name().is_empty()
             || !self
                 .name()
