@@ -146,6 +146,13 @@ impl Connection {
     }
 }
 
+/// A storage to open: its URL and how to connect to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    pub url: StorageUrl,
+    pub conn: Connection,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,11 +4,13 @@
 
 pub mod duration;
 pub mod schedule;
+pub mod source;
 
 pub use duration::Duration;
 pub use schedule::Schedule;
+pub use source::{Archive, Request};
 
-use crate::location::{Connection, StorageUrl};
+use crate::location::{Connection, Location, StorageUrl};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -42,6 +44,19 @@ pub enum Error {
     },
     #[error("no policy named '{0}' (known: {1})")]
     Unknown(String, String),
+    #[error("give --policy NAME, or --storage URL and --server NAME")]
+    NoArchive,
+    #[error("give --policy NAME or --storage URL")]
+    NoStorage,
+    #[error("policy {name} is a {is}; {command} needs a {needs}")]
+    WrongKind {
+        name: String,
+        is: &'static str,
+        needs: &'static str,
+        command: &'static str,
+    },
+    #[error(transparent)]
+    BadUrl(#[from] crate::location::BadUrl),
 }
 
 /// Where a policy's backups are stored. Credentials never go here: they come from the
@@ -66,6 +81,15 @@ impl Storage {
             path_style: self.path_style,
         }
         .with_env()
+    }
+
+    /// The URL with its connection settings, ready for `store::open`.
+    #[must_use]
+    pub fn location(&self) -> Location {
+        Location {
+            url: self.url.clone(),
+            conn: self.connection(),
+        }
     }
 }
 
@@ -116,6 +140,15 @@ pub enum Policy {
 }
 
 impl Policy {
+    /// `VeleroPolicy` or `PostgresPolicy`, as the `kind:` of its document says.
+    #[must_use]
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::VeleroPolicy(_) => "VeleroPolicy",
+            Self::PostgresPolicy(_) => "PostgresPolicy",
+        }
+    }
+
     #[must_use]
     pub fn name(&self) -> &str {
         match self {
