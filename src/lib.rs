@@ -8,6 +8,7 @@ pub mod barman;
 pub mod catalog;
 pub mod cli;
 pub mod drill;
+pub mod location;
 pub mod policy;
 pub mod report;
 pub mod restore;

@@ -66,10 +66,7 @@ fn v(code: &'static str, message: String, since: Option<DateTime<Utc>>) -> Viola
 pub fn judge(policy: &Policy, storage: &StorageCatalog, now: DateTime<Utc>) -> PolicyStatus {
     let mut s = PolicyStatus {
         name: policy.name().to_string(),
-        kind: match policy {
-            Policy::VeleroPolicy(_) => "VeleroPolicy",
-            Policy::PostgresPolicy(_) => "PostgresPolicy",
-        },
+        kind: policy.kind(),
         storage: storage.url.clone(),
         ok: true,
         newest_backup: None,

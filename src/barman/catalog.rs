@@ -195,7 +195,7 @@ async fn list_wals(
                 return Ok(None);
             };
             let page = store.list_page(top, true, TOP_PAGE, token).await?;
-            Ok(Some((page.listing, page.next.map(Some))))
+            Ok::<_, store::Error>(Some((page.listing, page.next.map(Some))))
         },
     );
     let jobs = pages

@@ -1,7 +1,9 @@
 use super::{Outcome, PolicyArgs, StoreArgs, print_json};
 use crate::catalog::{self, Scope, StorageCatalog};
+use crate::location::Location;
+use crate::policy::Request;
 use crate::report::{self, Output};
-use crate::store::{self, Connection, StorageUrl};
+use crate::store;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use clap::Args;
@@ -21,34 +23,20 @@ pub struct CatalogArgs {
 }
 
 /// The storages to read: `--storage`, or every distinct storage of the policies.
-pub fn targets(args: &CatalogArgs) -> anyhow::Result<Vec<(StorageUrl, Connection)>> {
-    if let Some(url) = &args.storage {
-        let conn = Connection {
-            endpoint: args.endpoint.clone(),
-            ..Connection::default()
-        }
-        .with_env();
-        return Ok(vec![(StorageUrl::parse(url)?, conn)]);
-    }
-    let all = crate::policy::load(&args.policies.policies)?;
-    let picked = crate::policy::select(all, args.policies.policy.as_deref())?;
-    let mut out: Vec<(StorageUrl, Connection)> = Vec::new();
-    for l in picked {
-        let s = l.policy.storage();
-        if !out
-            .iter()
-            .any(|(u, c)| *u == s.parsed_url() && c.endpoint == s.connection().endpoint)
-        {
-            out.push((s.parsed_url(), s.connection()));
-        }
-    }
-    Ok(out)
+pub fn targets(args: &CatalogArgs) -> anyhow::Result<Vec<Location>> {
+    let request = Request {
+        storage: args.storage.as_deref(),
+        endpoint: args.endpoint.as_deref(),
+        policy: args.policies.policy.as_deref(),
+        policies: &args.policies.policies,
+    };
+    Ok(request.every()?)
 }
 
 pub async fn run(args: CatalogArgs, output: Output) -> anyhow::Result<Outcome> {
     let concurrency = usize::from(args.store.concurrency);
     let mut catalogs = Vec::new();
-    for (url, conn) in targets(&args)? {
+    for Location { url, conn } in targets(&args)? {
         let progress = report::progress(&format!("listing {url}"));
         let store = store::open(&url, &conn).await?;
         let loaded = catalog::load(store.as_ref(), &Scope::everything(), concurrency).await;

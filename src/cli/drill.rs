@@ -1,8 +1,9 @@
 use super::{Outcome, print_json};
 use crate::drill::{self, history, record, run};
-use crate::policy::{self, Loaded};
+use crate::location::Location;
+use crate::policy::{self, Loaded, Request};
 use crate::report::{self, Output};
-use crate::store::{self, Connection, StorageUrl};
+use crate::store;
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
@@ -68,7 +69,7 @@ pub struct HistoryArgs {
     #[arg(long)]
     pub storage: Option<String>,
     /// S3 endpoint for --storage (default: OPENOVA_S3_ENDPOINT, else AWS).
-    #[arg(long)]
+    #[arg(long, requires = "storage")]
     pub endpoint: Option<String>,
     /// How many of the newest runs to list.
     #[arg(long, default_value_t = 10)]
@@ -86,7 +87,7 @@ pub async fn run(args: DrillArgs, output: Output) -> anyhow::Result<Outcome> {
 }
 
 /// Where a drill's record goes: beside the storage of the first policy it names.
-fn record_location(d: &drill::Drill, policies: &[Loaded]) -> Option<(StorageUrl, Connection)> {
+fn record_location(d: &drill::Drill, policies: &[Loaded]) -> Option<Location> {
     let first = d
         .postgres
         .iter()
@@ -94,10 +95,11 @@ fn record_location(d: &drill::Drill, policies: &[Loaded]) -> Option<(StorageUrl,
         .chain(d.velero.iter().map(|e| &e.policy))
         .next()?;
     let p = policies.iter().find(|l| l.policy.name() == first)?;
-    Some((
-        p.policy.storage().parsed_url().parent().0,
-        p.policy.storage().connection(),
-    ))
+    let at = p.policy.storage().location();
+    Some(Location {
+        url: at.url.parent().0,
+        ..at
+    })
 }
 
 async fn run_drill(a: RunArgs, output: Output) -> anyhow::Result<Outcome> {
@@ -152,7 +154,7 @@ async fn run_drill(a: RunArgs, output: Output) -> anyhow::Result<Outcome> {
     // exits 2 with the reason.
     let (mut stored, mut store_error) = (None, None);
     if !a.no_store
-        && let Some((url, conn)) = record_location(&loaded.drill, &policies)
+        && let Some(Location { url, conn }) = record_location(&loaded.drill, &policies)
     {
         let put = async {
             let store = store::open(&url, &conn).await?;
@@ -224,24 +226,15 @@ async fn interrupted() -> Outcome {
 }
 
 async fn show_history(a: HistoryArgs, output: Output) -> anyhow::Result<Outcome> {
-    let (url, conn) = match &a.storage {
-        Some(s) => (
-            StorageUrl::parse(s)?,
-            Connection {
-                endpoint: a.endpoint.clone(),
-                ..Connection::default()
-            }
-            .with_env(),
-        ),
-        None => {
-            let all = policy::load(&a.policies)?;
-            let picked = policy::select(all, a.policy.as_deref())?;
-            let p = &picked[0].policy;
-            (p.storage().parsed_url(), p.storage().connection())
-        }
-    };
-    let beside = url.parent().0;
-    let store = store::open(&beside, &conn).await?;
+    let at = Request {
+        storage: a.storage.as_deref(),
+        endpoint: a.endpoint.as_deref(),
+        policy: a.policy.as_deref(),
+        policies: &a.policies,
+    }
+    .one()?;
+    let beside = at.url.parent().0;
+    let store = store::open(&beside, &at.conn).await?;
     let runs = history::load(store.as_ref(), a.name.as_deref())
         .await
         .with_context(|| format!("reading the drill records in {beside}"))?;

@@ -1,9 +1,9 @@
 use super::{Outcome, print_json};
 use crate::catalog::{self, Scope};
-use crate::policy::{self, Policy};
+use crate::policy::Request;
 use crate::report::{self, Output};
 use crate::restore::postgres::{self as pgrestore, Target, local};
-use crate::store::{self, Connection, StorageUrl};
+use crate::store;
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use std::path::{Path, PathBuf};
@@ -38,7 +38,7 @@ pub struct VeleroArgs {
     #[arg(long)]
     pub storage: Option<String>,
     /// S3 endpoint for --storage (default: OPENOVA_S3_ENDPOINT, else AWS).
-    #[arg(long)]
+    #[arg(long, requires = "storage")]
     pub endpoint: Option<String>,
     /// Where to write the YAML files (must be empty or absent).
     #[arg(long)]
@@ -63,7 +63,7 @@ pub struct PgArgs {
     #[arg(long, requires = "storage")]
     pub server: Option<String>,
     /// S3 endpoint for --storage (default: OPENOVA_S3_ENDPOINT, else AWS).
-    #[arg(long)]
+    #[arg(long, requires = "storage")]
     pub endpoint: Option<String>,
     /// `latest`, or a time inside the recoverable window: RFC 3339 (2026-11-25T03:00:00Z) or as
     /// psql prints it (2026-11-25 03:00:00.123456+00). A time without a zone is refused.
@@ -98,13 +98,42 @@ fn parse_target(s: &str) -> Result<Target, String> {
     Target::parse(s)
 }
 
+impl PgArgs {
+    fn request(&self) -> Request<'_> {
+        Request {
+            storage: self.storage.as_deref(),
+            endpoint: self.endpoint.as_deref(),
+            policy: self.policy.as_deref(),
+            policies: &self.policies,
+        }
+    }
+}
+
+impl VeleroArgs {
+    fn request(&self) -> Request<'_> {
+        Request {
+            storage: self.storage.as_deref(),
+            endpoint: self.endpoint.as_deref(),
+            policy: self.policy.as_deref(),
+            policies: &self.policies,
+        }
+    }
+}
+
 pub async fn run(args: RestoreArgs, output: Output) -> anyhow::Result<Outcome> {
     let a = match args.what {
         RestoreWhat::Postgres(a) => a,
         RestoreWhat::Velero(v) => return velero(v, output).await,
     };
-    let (url, conn, server) = source(&a)?;
-    let store = store::open(&url, &conn).await?;
+    let archive = a
+        .request()
+        .archive(a.server.as_deref(), "restore postgres")?;
+    let (url, conn, server) = (
+        &archive.location.url,
+        &archive.location.conn,
+        &archive.server,
+    );
+    let store = store::open(url, conn).await?;
     let progress = report::progress(&format!("reading {url}"));
     let scope = Scope {
         velero: false,
@@ -129,8 +158,8 @@ pub async fn run(args: RestoreArgs, output: Output) -> anyhow::Result<Outcome> {
             plan.backup_id
         ));
         let source = local::Source {
-            url: &url,
-            server: &server,
+            url,
+            server,
             endpoint: conn.endpoint.as_deref(),
         };
         let got = local::fetch_and_configure(
@@ -183,31 +212,6 @@ pub async fn run(args: RestoreArgs, output: Output) -> anyhow::Result<Outcome> {
     Ok(Outcome::Ok)
 }
 
-fn source(a: &PgArgs) -> anyhow::Result<(StorageUrl, Connection, String)> {
-    if let (Some(url), Some(server)) = (&a.storage, &a.server) {
-        let conn = Connection {
-            endpoint: a.endpoint.clone(),
-            ..Connection::default()
-        }
-        .with_env();
-        return Ok((StorageUrl::parse(url)?, conn, server.clone()));
-    }
-    let Some(name) = &a.policy else {
-        bail!("give --policy NAME, or --storage URL and --server NAME")
-    };
-    let picked = policy::select(policy::load(&a.policies)?, Some(name))?;
-    match &picked[0].policy {
-        Policy::PostgresPolicy(p) => Ok((
-            p.storage.parsed_url(),
-            p.storage.connection(),
-            p.server_name.clone(),
-        )),
-        Policy::VeleroPolicy(_) => {
-            bail!("policy {name} is a VeleroPolicy; restore postgres needs a PostgresPolicy")
-        }
-    }
-}
-
 fn print_plan(p: &pgrestore::Plan, dir: &Path, dry_run: bool) {
     let target = match p.target {
         Target::Latest => "latest".to_string(),
@@ -250,26 +254,8 @@ fn print_plan(p: &pgrestore::Plan, dir: &Path, dry_run: bool) {
 }
 
 async fn velero(a: VeleroArgs, output: Output) -> anyhow::Result<Outcome> {
-    let (url, conn) = match (&a.storage, &a.policy) {
-        (Some(url), _) => (
-            StorageUrl::parse(url)?,
-            Connection {
-                endpoint: a.endpoint.clone(),
-                ..Connection::default()
-            }
-            .with_env(),
-        ),
-        (None, Some(name)) => {
-            match &policy::select(policy::load(&a.policies)?, Some(name))?[0].policy {
-                Policy::VeleroPolicy(p) => (p.storage.parsed_url(), p.storage.connection()),
-                Policy::PostgresPolicy(_) => {
-                    bail!("policy {name} is a PostgresPolicy; restore velero needs a VeleroPolicy")
-                }
-            }
-        }
-        (None, None) => bail!("give --policy NAME or --storage URL"),
-    };
-    let store = store::open(&url, &conn).await?;
+    let at = a.request().velero("restore velero")?;
+    let store = store::open(&at.url, &at.conn).await?;
     let cat = catalog::load(
         store.as_ref(),
         &Scope {
@@ -280,7 +266,7 @@ async fn velero(a: VeleroArgs, output: Output) -> anyhow::Result<Outcome> {
     )
     .await?;
     let all = cat.velero.unwrap_or_default();
-    let b = crate::velero::choose(&all, a.policy.as_deref(), &a.backup, &url.to_string())?;
+    let b = crate::velero::choose(&all, a.policy.as_deref(), &a.backup, &at.url.to_string())?;
     let key = crate::velero::tarball_key(&b.name);
     let progress = report::progress(&format!("downloading {key}"));
     let tarball = store.get(&key).await;

@@ -74,7 +74,7 @@ pub async fn run(args: RetentionArgs, output: Output) -> anyhow::Result<Outcome>
 
 async fn one(p: &Policy, args: &RetentionArgs, now: DateTime<Utc>) -> anyhow::Result<Report> {
     let storage = p.storage();
-    let url = storage.parsed_url();
+    let url = storage.url.clone();
     let store = store::open(&url, &storage.connection()).await?;
     let mut r = Report {
         policy: p.name().to_string(),

@@ -1,6 +1,7 @@
 use super::{Outcome, PolicyArgs, StoreArgs, print_json};
 use crate::catalog::{self, Scope};
-use crate::policy::{self, Loaded, Policy};
+use crate::location::Location;
+use crate::policy::{self, Policy, source};
 use crate::report::{self, Output};
 use crate::status::{self, PolicyStatus};
 use crate::store;
@@ -29,8 +30,9 @@ pub async fn run(args: StatusArgs, output: Output) -> anyhow::Result<Outcome> {
         args.policies.policy.as_deref(),
     )?;
     let mut results = Vec::new();
-    for group in by_storage(&picked) {
-        results.extend(judge_group(&group, now, usize::from(args.store.concurrency)).await);
+    // Policies sharing a storage are judged from one read of it.
+    for (at, group) in source::by_location(&picked) {
+        results.extend(judge_group(&at, &group, now, usize::from(args.store.concurrency)).await);
     }
     let outcome = if results.iter().any(|r| r.error.is_some()) {
         Outcome::Error
@@ -51,29 +53,13 @@ pub async fn run(args: StatusArgs, output: Output) -> anyhow::Result<Outcome> {
     Ok(outcome)
 }
 
-/// Policies sharing a storage (URL and endpoint) are judged from one read of it.
-fn by_storage(picked: &[Loaded]) -> Vec<Vec<&Policy>> {
-    let mut groups: Vec<Vec<&Policy>> = Vec::new();
-    for l in picked {
-        let same = |p: &&Policy| {
-            p.storage().url == l.policy.storage().url
-                && p.storage().endpoint == l.policy.storage().endpoint
-        };
-        match groups.iter_mut().find(|g| g.first().is_some_and(same)) {
-            Some(g) => g.push(&l.policy),
-            None => groups.push(vec![&l.policy]),
-        }
-    }
-    groups
-}
-
 async fn judge_group(
+    at: &Location,
     group: &[&Policy],
     now: DateTime<Utc>,
     concurrency: usize,
 ) -> Vec<PolicyStatus> {
-    let storage = group[0].storage();
-    let url = storage.parsed_url();
+    let url = &at.url;
     let scope = Scope {
         velero: group.iter().any(|p| matches!(p, Policy::VeleroPolicy(_))),
         servers: Some(
@@ -87,7 +73,7 @@ async fn judge_group(
         ),
     };
     let progress = report::progress(&format!("reading {url}"));
-    let loaded = match store::open(&url, &storage.connection()).await {
+    let loaded = match store::open(url, &at.conn).await {
         Ok(s) => catalog::load(s.as_ref(), &scope, concurrency).await,
         Err(e) => Err(e),
     };

@@ -1,8 +1,9 @@
 use super::Outcome;
-use crate::store::{self, Connection, StorageUrl};
+use crate::policy::Request;
+use crate::store;
 use crate::wal;
 use clap::Args;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// `restore_command = 'openova wal-get %f %p --storage s3://bucket/cnpg --server NAME'`
 #[derive(Args, Debug)]
@@ -52,17 +53,20 @@ pub struct WalPrefetchArgs {
     pub spool_dir: PathBuf,
 }
 
-async fn open_store(
-    storage: &str,
-    endpoint: Option<&str>,
-) -> anyhow::Result<std::sync::Arc<dyn store::ObjectStore>> {
-    let url = StorageUrl::parse(storage)?;
-    let conn = Connection {
-        endpoint: endpoint.map(str::to_string),
-        ..Connection::default()
+impl ArchiveArgs {
+    fn request(&self) -> Request<'_> {
+        Request {
+            storage: Some(&self.storage),
+            endpoint: self.endpoint.as_deref(),
+            policy: None,
+            policies: Path::new(""),
+        }
     }
-    .with_env();
-    Ok(store::open(&url, &conn).await?)
+}
+
+async fn open_store(a: &ArchiveArgs) -> anyhow::Result<std::sync::Arc<dyn store::ObjectStore>> {
+    let at = a.request().archive(Some(&a.server), "wal-get")?.location;
+    Ok(store::open(&at.url, &at.conn).await?)
 }
 
 /// Exit 0 restored, 1 not in the archive, 255 a real error (PostgreSQL then aborts recovery
@@ -95,7 +99,7 @@ pub async fn run(args: WalGetArgs) -> anyhow::Result<Outcome> {
         }
     }
     let result = async {
-        let store = open_store(&args.archive.storage, args.archive.endpoint.as_deref()).await?;
+        let store = open_store(&args.archive).await?;
         Ok::<_, anyhow::Error>(
             wal::get(
                 store.as_ref(),
@@ -132,7 +136,7 @@ pub async fn run(args: WalGetArgs) -> anyhow::Result<Outcome> {
 
 /// Runs the prefetch worker until it is idle; its errors only go to the spool's log.
 pub async fn run_prefetch(args: WalPrefetchArgs) -> anyhow::Result<Outcome> {
-    let store = open_store(&args.archive.storage, args.archive.endpoint.as_deref()).await?;
+    let store = open_store(&args.archive).await?;
     wal::prefetch::run_worker(store, &args.archive.server, &args.spool_dir, args.prefetch).await?;
     Ok(Outcome::Ok)
 }

@@ -295,7 +295,7 @@ async fn postgres_entry(
         Ok(p) => p,
         Err(e) => return all_failed("", e, true),
     };
-    let url = p.storage.parsed_url();
+    let url = p.storage.url.clone();
     let conn = p.storage.connection();
     let loaded = async {
         let store = store::open(&url, &conn).await.map_err(|e| e.to_string())?;
@@ -449,7 +449,7 @@ impl PointContext<'_> {
             "{} {}: restoring base backup {}",
             self.entry.policy, r.point, plan.backup_id
         ));
-        let url = self.policy.storage.parsed_url();
+        let url = self.policy.storage.url.clone();
         let conn = self.policy.storage.connection();
         let source = local::Source {
             url: &url,
@@ -577,7 +577,7 @@ async fn velero_check(
     // Until the catalog is read, a failure is the drill's error, not a finding about the backups.
     r.errored = true;
     let p = policy_of(policies, &entry.policy, as_velero, "VeleroPolicy")?;
-    let url = p.storage.parsed_url();
+    let url = p.storage.url.clone();
     let store = store::open(&url, &p.storage.connection())
         .await
         .map_err(|e| e.to_string())?;

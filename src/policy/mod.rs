@@ -4,11 +4,13 @@
 
 pub mod duration;
 pub mod schedule;
+pub mod source;
 
 pub use duration::Duration;
 pub use schedule::Schedule;
+pub use source::{Archive, Request};
 
-use crate::store::{Connection, StorageUrl};
+use crate::location::{Connection, Location, StorageUrl};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -42,6 +44,19 @@ pub enum Error {
     },
     #[error("no policy named '{0}' (known: {1})")]
     Unknown(String, String),
+    #[error("give --policy NAME, or --storage URL and --server NAME")]
+    NoArchive,
+    #[error("give --policy NAME or --storage URL")]
+    NoStorage,
+    #[error("policy {name} is a {is}; {command} needs a {needs}")]
+    WrongKind {
+        name: String,
+        is: &'static str,
+        needs: &'static str,
+        command: &'static str,
+    },
+    #[error(transparent)]
+    BadUrl(#[from] crate::location::BadUrl),
 }
 
 /// Where a policy's backups are stored. Credentials never go here: they come from the
@@ -49,21 +64,15 @@ pub enum Error {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Storage {
-    pub url: String,
+    /// Parsed when the policy is loaded: a bad URL fails the policy file there.
+    pub url: StorageUrl,
     pub endpoint: Option<String>,
     pub region: Option<String>,
     pub path_style: Option<bool>,
 }
 
 impl Storage {
-    /// The parsed URL (validated at load time).
-    #[must_use]
-    pub fn parsed_url(&self) -> StorageUrl {
-        StorageUrl::parse(&self.url).unwrap_or_else(|_| StorageUrl::File {
-            root: PathBuf::from("/invalid"),
-        })
-    }
-
+    /// The connection settings, what the policy leaves open filled from the environment.
     #[must_use]
     pub fn connection(&self) -> Connection {
         Connection {
@@ -72,6 +81,15 @@ impl Storage {
             path_style: self.path_style,
         }
         .with_env()
+    }
+
+    /// The URL with its connection settings, ready for `store::open`.
+    #[must_use]
+    pub fn location(&self) -> Location {
+        Location {
+            url: self.url.clone(),
+            conn: self.connection(),
+        }
     }
 }
 
@@ -122,6 +140,15 @@ pub enum Policy {
 }
 
 impl Policy {
+    /// `VeleroPolicy` or `PostgresPolicy`, as the `kind:` of its document says.
+    #[must_use]
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::VeleroPolicy(_) => "VeleroPolicy",
+            Self::PostgresPolicy(_) => "PostgresPolicy",
+        }
+    }
+
     #[must_use]
     pub fn name(&self) -> &str {
         match self {
@@ -156,11 +183,11 @@ impl Policy {
         }
     }
 
-    /// Checks what serde cannot: schedules, URLs, positive durations, the window against the RPO.
+    /// Checks what serde cannot: schedules, names, positive durations, the window against the
+    /// RPO. (The storage URL is parsed by serde, as part of reading the document.)
     fn validate(&self) -> Result<(), String> {
         Schedule::parse(self.schedule_expr())
             .map_err(|e| format!("{}: {e}", self.schedule_field()))?;
-        StorageUrl::parse(&self.storage().url).map_err(|e| format!("storage.url: {e}"))?;
         if self.name().is_empty()
             || !self
                 .name()

@@ -70,6 +70,35 @@ fn errors_name_file_document_and_field() {
     assert!(e.contains("document 2 (platform-db): storage.url"), "{e}");
 }
 
+/// A bad storage URL fails the policy file when it is loaded, naming the file, the document,
+/// the policy and the field; there is no parsed-later fallback to stumble on.
+#[test]
+fn a_bad_storage_url_is_an_error_of_the_policy() {
+    let e = err(&with(
+        "s3://openova-backups/velero",
+        "file://relative/velero",
+    ));
+    assert_eq!(
+        e,
+        "policies/x.yaml, document 1 (cluster-daily): storage.url: invalid storage URL \
+         'file://relative/velero': a file URL needs an absolute path, like file:///var/backups"
+    );
+    let e = err(&with("s3://openova-backups/cnpg", "s3://"));
+    assert_eq!(
+        e,
+        "policies/x.yaml, document 2 (platform-db): storage.url: invalid storage URL 's3://': \
+         the bucket name is missing"
+    );
+    let all = parse_file(Path::new("p.yaml"), GOOD).unwrap();
+    assert_eq!(
+        all[1].policy.storage().url,
+        StorageUrl::S3 {
+            bucket: "openova-backups".into(),
+            prefix: "cnpg".into()
+        }
+    );
+}
+
 #[test]
 fn duplicate_names_across_files_are_refused() {
     let dir = tempfile::tempdir().unwrap();

@@ -6,8 +6,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// what to check.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("invalid storage URL '{url}': {why}")]
-    BadUrl { url: String, why: String },
+    #[error(transparent)]
+    BadUrl(#[from] crate::location::BadUrl),
     #[error(
         "cannot reach the S3 endpoint {endpoint}: {detail} (check the endpoint URL, \
          storage.endpoint or OPENOVA_S3_ENDPOINT, and the network)"

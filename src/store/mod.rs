@@ -10,12 +10,13 @@ mod listxml;
 mod s3;
 #[cfg(test)]
 pub mod testkit;
-mod url;
 
 pub use error::{Error, Result};
 pub use fs::FsStore;
 pub use s3::{S3Options, S3Store, Timeouts};
-pub use url::StorageUrl;
+// The location types live in a leaf module that policies use too; re-exported so that
+// `store::StorageUrl` and `store::Connection` keep working.
+pub use crate::location::{Connection, StorageUrl};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -135,30 +136,6 @@ pub async fn list_paged<S: ObjectStore + ?Sized>(
 
 /// The most entries ListObjectsV2 returns in one page (S3, R2 and Garage alike).
 pub const MAX_PAGE: u16 = 1000;
-
-/// Where the endpoint and addressing of an S3 store come from, besides the URL itself.
-#[derive(Debug, Clone, Default)]
-pub struct Connection {
-    /// `storage.endpoint` from a policy, or `OPENOVA_S3_ENDPOINT`.
-    pub endpoint: Option<String>,
-    pub region: Option<String>,
-    pub path_style: Option<bool>,
-}
-
-impl Connection {
-    /// Fills what the policy left open from the environment (`OPENOVA_S3_ENDPOINT`,
-    /// `OPENOVA_S3_REGION`, `OPENOVA_S3_PATH_STYLE`).
-    #[must_use]
-    pub fn with_env(mut self) -> Self {
-        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-        self.endpoint = self.endpoint.or_else(|| env("OPENOVA_S3_ENDPOINT"));
-        self.region = self.region.or_else(|| env("OPENOVA_S3_REGION"));
-        if self.path_style.is_none() {
-            self.path_style = env("OPENOVA_S3_PATH_STYLE").map(|v| v == "true" || v == "1");
-        }
-        self
-    }
-}
 
 /// The object, or `None` when it is gone: for objects a listing showed a moment ago, which a
 /// concurrent deletion (Barman, Velero, another openova) may have removed since.

@@ -163,10 +163,11 @@ impl S3Store {
     /// web identity), never from policy files.
     pub async fn connect(url: StorageUrl, opts: S3Options) -> Result<Self> {
         let StorageUrl::S3 { bucket, prefix } = &url else {
-            return Err(Error::BadUrl {
+            return Err(crate::location::BadUrl {
                 url: url.to_string(),
                 why: "not an s3:// URL".into(),
-            });
+            }
+            .into());
         };
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .region(Region::new(opts.region.clone()));

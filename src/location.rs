@@ -1,9 +1,24 @@
-use super::{Error, Result};
+//! Where backups are stored, as plain data: a storage URL (`s3://bucket/prefix`, `file:///path`)
+//! and the connection settings an S3 store needs besides it (endpoint, region, addressing).
+//!
+//! A leaf: it knows nothing of policies or of talking to a store. `policy` keeps these in its
+//! validated model and `store` opens them, so neither has to import the other.
+
+use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::PathBuf;
 
+/// A string that is not a storage URL; the message says which forms are accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid storage URL '{url}': {why}")]
+pub struct BadUrl {
+    pub url: String,
+    pub why: String,
+}
+
 /// A storage location: `s3://bucket[/prefix]` or `file:///absolute/path`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(try_from = "String", into = "String")]
 pub enum StorageUrl {
     S3 { bucket: String, prefix: String },
     File { root: PathBuf },
@@ -11,8 +26,8 @@ pub enum StorageUrl {
 
 impl StorageUrl {
     /// Parses a storage URL; the error says which forms are accepted.
-    pub fn parse(s: &str) -> Result<Self> {
-        let bad = |why: &str| Error::BadUrl {
+    pub fn parse(s: &str) -> Result<Self, BadUrl> {
+        let bad = |why: &str| BadUrl {
             url: s.to_string(),
             why: why.to_string(),
         };
@@ -90,6 +105,52 @@ impl fmt::Display for StorageUrl {
             Self::File { root } => write!(f, "file://{}", root.display()),
         }
     }
+}
+
+// Policies hold a parsed URL: a bad one is an error of the policy file when it is loaded, named by
+// its field (`storage.url: invalid storage URL ...`), never a value found wrong later.
+impl TryFrom<String> for StorageUrl {
+    type Error = BadUrl;
+    fn try_from(s: String) -> Result<Self, BadUrl> {
+        Self::parse(&s)
+    }
+}
+
+impl From<StorageUrl> for String {
+    fn from(u: StorageUrl) -> Self {
+        u.to_string()
+    }
+}
+
+/// Where the endpoint and addressing of an S3 store come from, besides the URL itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Connection {
+    /// `storage.endpoint` from a policy, `--endpoint`, or `OPENOVA_S3_ENDPOINT`.
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub path_style: Option<bool>,
+}
+
+impl Connection {
+    /// Fills what the policy left open from the environment (`OPENOVA_S3_ENDPOINT`,
+    /// `OPENOVA_S3_REGION`, `OPENOVA_S3_PATH_STYLE`).
+    #[must_use]
+    pub fn with_env(mut self) -> Self {
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        self.endpoint = self.endpoint.or_else(|| env("OPENOVA_S3_ENDPOINT"));
+        self.region = self.region.or_else(|| env("OPENOVA_S3_REGION"));
+        if self.path_style.is_none() {
+            self.path_style = env("OPENOVA_S3_PATH_STYLE").map(|v| v == "true" || v == "1");
+        }
+        self
+    }
+}
+
+/// A storage to open: its URL and how to connect to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    pub url: StorageUrl,
+    pub conn: Connection,
 }
 
 #[cfg(test)]
