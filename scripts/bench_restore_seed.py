@@ -27,7 +27,6 @@ import hashlib
 import io
 import os
 import random
-import shutil
 import struct
 import sys
 import time
