@@ -94,7 +94,13 @@ pub fn wait_for(spool: &Path, name: &str) -> bool {
 /// touched (a mistaken `--spool-dir` must not cost anyone data). A download finishing meanwhile
 /// is retried over for ~2 s.
 pub fn clear(spool: &Path) -> std::io::Result<()> {
+    let worker = std::fs::read_to_string(spool.join(LOCK))
+        .ok()
+        .and_then(|t| t.trim().parse::<u32>().ok());
     let _ = std::fs::remove_file(spool.join(LOCK));
+    if let Some(pid) = worker {
+        wait_gone(pid);
+    }
     for _ in 0..100 {
         remove_spool_files(spool);
         match std::fs::remove_dir(spool) {
@@ -108,6 +114,25 @@ pub fn clear(spool: &Path) -> std::io::Result<()> {
         "{}: files keep appearing",
         spool.display()
     )))
+}
+
+/// Waits (up to ~2 s) for the worker `pid` to exit now that its lock is gone, then ends it, so
+/// that nothing of a restore outlives it (a drill promises to leave no process behind).
+fn wait_gone(pid: u32) {
+    let alive = || {
+        std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
+            .is_ok_and(|c| c.contains("wal-prefetch"))
+    };
+    for _ in 0..100 {
+        if !alive() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .stderr(std::process::Stdio::null())
+        .status();
 }
 
 /// Whether `name` is a file openova's spool holds (WAL files and its own bookkeeping).
