@@ -221,9 +221,14 @@ pub fn default_spool(storage: &str, server: &str, endpoint: Option<&str>) -> Pat
 
 /// What a detached worker needs to reach the archive (credentials come from the environment).
 pub struct WorkerArgs<'a> {
+    /// The archive, as the spool's `.source` records it.
     pub storage: &'a str,
     pub server: &'a str,
     pub endpoint: Option<&'a str>,
+    /// How the worker's command line names the archive (`--storage URL --server NAME
+    /// [--endpoint URL]`, or `--policy NAME --policies PATH`): as the calling `wal-get`'s did, so
+    /// that it reaches the archive the same way.
+    pub archive_args: &'a [std::ffi::OsString],
     pub spool: &'a Path,
     pub prefetch: usize,
 }
@@ -242,19 +247,11 @@ pub fn ensure_worker(args: &WorkerArgs) {
         .append(true)
         .open(args.spool.join(LOG));
     let mut cmd = std::process::Command::new(exe);
-    cmd.args([
-        "wal-prefetch",
-        "--storage",
-        args.storage,
-        "--server",
-        args.server,
-    ])
-    .arg("--spool-dir")
-    .arg(args.spool)
-    .args(["--prefetch", &args.prefetch.to_string()]);
-    if let Some(ep) = args.endpoint {
-        cmd.args(["--endpoint", ep]);
-    }
+    cmd.arg("wal-prefetch")
+        .args(args.archive_args)
+        .arg("--spool-dir")
+        .arg(args.spool)
+        .args(["--prefetch", &args.prefetch.to_string()]);
     cmd.stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(log.map_or_else(|_| std::process::Stdio::null(), Into::into));

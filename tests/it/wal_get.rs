@@ -2,7 +2,7 @@
 //! barman-cloud-wal-restore writes, prefetch fills the spool, a missing segment exits 1, a
 //! corrupt object exits 255 (so PostgreSQL aborts recovery instead of ending it early).
 
-use crate::cli::{Run, openova, openova_cmd};
+use crate::cli::{Run, openova, openova_cmd, postgres_policy};
 use crate::support::{Postgres, PostgresConfig, S3Kind, S3Server, barman, unique_name};
 
 fn wal_get(
@@ -165,6 +165,105 @@ fn wal_get_matches_barman_snappy_on_s3s() {
 #[test]
 fn wal_get_matches_barman_uncompressed_on_versitygw() {
     same_bytes_as_barman_on(S3Kind::Versitygw, "");
+}
+
+/// `wal-get --policy`: a PostgresPolicy names the storage, its endpoint and the server, as for
+/// the other commands, and the prefetch worker the call starts reaches the archive the same way.
+/// A policy of the wrong kind, or no archive named at all, is an error (255), never "not found".
+#[test]
+fn wal_get_takes_the_archive_from_a_policy() {
+    let s3 = S3Server::start(S3Kind::S3sFs);
+    let server = unique_name("pol");
+    let pg = Postgres::start(&s3, &server);
+    let mut segments = Vec::new();
+    for _ in 0..2 {
+        pg.write_rows(20);
+        segments.push(pg.switch_wal());
+    }
+    pg.wait_archived(segments.last().unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let policy = postgres_policy(dir.path(), &s3, &server, "7d", "1h");
+    let spool = dir.path().join("spool");
+    let by_policy = |seg: &str, dest: &std::path::Path, policy: &str| {
+        let (d, sp) = (dest.to_str().unwrap(), spool.to_str().unwrap());
+        let args = ["wal-get", seg, d, "--policy", &server, "--policies", policy];
+        openova(Some(&s3), &[&args[..], &["--spool-dir", sp]].concat())
+    };
+
+    let theirs = dir.path().join("theirs");
+    barman::run(
+        &s3,
+        "barman-cloud-wal-restore",
+        &[
+            &s3.url("cnpg"),
+            &server,
+            &segments[0],
+            theirs.to_str().unwrap(),
+        ],
+    );
+    let ours = dir.path().join("ours");
+    let run = by_policy(&segments[0], &ours, &policy);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        std::fs::read(&theirs).unwrap() == std::fs::read(&ours).unwrap(),
+        "the bytes barman-cloud-wal-restore writes"
+    );
+    // The worker was started with the policy too: it fetches the next segment.
+    assert!(
+        wait_until(|| spool.join(&segments[1]).is_file()),
+        "the worker prefetched {} through the policy",
+        segments[1]
+    );
+    let run = by_policy(&segments[1], &dir.path().join("next"), &policy);
+    assert_eq!(run.code, 0, "{run:?}");
+
+    // A VeleroPolicy names no Barman archive.
+    let velero = dir.path().join("velero.yaml");
+    let text = format!(
+        "kind: VeleroPolicy\nname: {server}\nschedule: \"0 3 * * *\"\nretention: 30d\nrpo: 26h\n\
+         storage: {{ url: \"{}\" }}\n",
+        s3.url("velero")
+    );
+    std::fs::write(&velero, text).unwrap();
+    let run = by_policy(
+        &segments[1],
+        &dir.path().join("v"),
+        velero.to_str().unwrap(),
+    );
+    assert_eq!(run.code, 255, "{run:?}");
+    assert!(
+        run.stderr.contains(&format!(
+            "policy {server} is a VeleroPolicy; wal-get needs a PostgresPolicy"
+        )),
+        "{run:?}"
+    );
+    // Neither a policy nor a storage: an error, not the end of recovery.
+    let dest = dir.path().join("none");
+    let run = openova(
+        Some(&s3),
+        &["wal-get", &segments[1], dest.to_str().unwrap()],
+    );
+    assert_eq!(run.code, 255, "{run:?}");
+    assert!(
+        run.stderr
+            .contains("give --policy NAME, or --storage URL and --server NAME"),
+        "{run:?}"
+    );
+    // Both: a usage error, which wal-get reports with its error code too.
+    let url = s3.url("cnpg");
+    let args = [
+        "wal-get",
+        &segments[1],
+        dest.to_str().unwrap(),
+        "--policy",
+        &server,
+    ];
+    let run = openova(
+        Some(&s3),
+        &[&args[..], &["--storage", &url, "--server", &server]].concat(),
+    );
+    assert_eq!(run.code, 255, "{run:?}");
+    assert!(!dest.exists());
 }
 
 /// A 16 MiB segment as PostgreSQL 15 writes one: a long page header declaring the segment size,
