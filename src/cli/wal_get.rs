@@ -135,7 +135,7 @@ pub async fn run(args: WalGetArgs) -> anyhow::Result<Outcome> {
         }
     }
     let result = async {
-        let store = store::open(&at.url, &at.conn).await?;
+        let store = store::open_with(&at.url, &at.conn, store::Timeouts::for_wal_get()).await?;
         Ok::<_, anyhow::Error>(wal::get(store.as_ref(), server, &args.wal_name, &args.dest).await?)
     };
     match result.await {
@@ -166,7 +166,7 @@ pub async fn run(args: WalGetArgs) -> anyhow::Result<Outcome> {
 pub async fn run_prefetch(args: WalPrefetchArgs) -> anyhow::Result<Outcome> {
     let archive = args.archive.resolve()?;
     let at = &archive.location;
-    let store = store::open(&at.url, &at.conn).await?;
+    let store = store::open_with(&at.url, &at.conn, store::Timeouts::for_wal_get()).await?;
     wal::prefetch::run_worker(store, &archive.server, &args.spool_dir, args.prefetch).await?;
     Ok(Outcome::Ok)
 }

@@ -159,10 +159,21 @@ pub fn folder_name(dir: &str) -> String {
 
 /// Opens the store a URL names: `s3://bucket/prefix` or `file:///path`.
 pub async fn open(url: &StorageUrl, conn: &Connection) -> Result<Arc<dyn ObjectStore>> {
+    open_with(url, conn, Timeouts::default()).await
+}
+
+/// [`open`] with other time bounds (the environment's overrides still apply): `wal-get` uses
+/// [`Timeouts::for_wal_get`], so PostgreSQL hears back quickly.
+pub async fn open_with(
+    url: &StorageUrl,
+    conn: &Connection,
+    timeouts: Timeouts,
+) -> Result<Arc<dyn ObjectStore>> {
     Ok(match url {
         StorageUrl::File { .. } => Arc::new(FsStore::new(url.clone())),
         StorageUrl::S3 { .. } => {
-            let opts = S3Options::from_connection(conn);
+            let mut opts = S3Options::from_connection(conn);
+            opts.timeouts = timeouts.with_env();
             Arc::new(S3Store::connect(url.clone(), opts).await?)
         }
     })

@@ -72,7 +72,7 @@ impl Default for Timeouts {
 }
 
 impl Timeouts {
-    /// `PostgreSQL's restore_command must hear back quickly: 10 s to the first byte, 30 s in all.
+    /// PostgreSQL's restore_command must hear back quickly: 10 s to the first byte, 30 s in all.
     #[must_use]
     pub fn for_wal_get() -> Self {
         Self {
