@@ -1,77 +1,11 @@
-//! `openova catalog`: everything a storage location holds, from the object store alone — Velero
-//! backups, Barman servers with their base backups, WAL inventory and recoverable window.
-//! This module owns the JSON shape of the catalog (`openova.catalog/v1`, see README).
+//! The JSON shape of a catalog (`openova.catalog/v1`): views that borrow from a loaded
+//! [`StorageCatalog`] and say what a reader needs (status, sizes, WAL ranges, the window).
 
-use crate::barman::{self, BaseBackup, ServerCatalog, Window};
-use crate::store::{self, ObjectStore};
-use crate::velero::{self, VeleroBackup};
+use super::StorageCatalog;
+use crate::barman::{BaseBackup, ServerCatalog, Window};
+use crate::velero::VeleroBackup;
 use chrono::{DateTime, Utc};
-use futures::{StreamExt, TryStreamExt, stream};
 use serde::Serialize;
-
-pub const SCHEMA: &str = "openova.catalog/v1";
-
-/// Everything found under one storage URL.
-#[derive(Debug, Clone)]
-pub struct StorageCatalog {
-    pub url: String,
-    pub velero: Option<Vec<VeleroBackup>>,
-    pub barman: Vec<(ServerCatalog, Window)>,
-}
-
-/// What to read from a storage location.
-#[derive(Debug, Clone, Default)]
-pub struct Scope {
-    /// Read Velero backups (when `backups/` exists).
-    pub velero: bool,
-    /// Barman servers to read; `None` discovers every server folder.
-    pub servers: Option<Vec<String>>,
-}
-
-impl Scope {
-    #[must_use]
-    pub fn everything() -> Self {
-        Self {
-            velero: true,
-            servers: None,
-        }
-    }
-}
-
-/// Reads a storage location: Velero when `backups/` exists, and the Barman servers of `scope`
-/// (by default every folder holding `base/` or `wals/`).
-pub async fn load(
-    store: &dyn ObjectStore,
-    scope: &Scope,
-    concurrency: usize,
-) -> store::Result<StorageCatalog> {
-    let top = store.list_dir("").await?;
-    let velero = if scope.velero && top.dirs.iter().any(|d| d == "backups/") {
-        Some(velero::load(store, concurrency).await?)
-    } else {
-        None
-    };
-    let servers: Vec<String> = match &scope.servers {
-        Some(s) => s.clone(),
-        None => barman::discover_servers(store).await?,
-    };
-    let barman = stream::iter(servers)
-        .map(|s| async move {
-            let cat = barman::load(store, &s, concurrency).await?;
-            let window = barman::analyse(&cat);
-            Ok::<_, store::Error>((cat, window))
-        })
-        .buffered(2)
-        .try_collect()
-        .await?;
-    Ok(StorageCatalog {
-        url: store.url().to_string(),
-        velero,
-        barman,
-    })
-}
-
-// ---- JSON view -------------------------------------------------------------------------------
 
 #[derive(Serialize)]
 pub struct StorageView<'a> {
