@@ -12,6 +12,7 @@ use crate::barman::{self, ServerCatalog, Window};
 use crate::store::{self, ObjectStore};
 use crate::velero::{self, VeleroBackup};
 use futures::{StreamExt, TryStreamExt, stream};
+use std::time::Instant;
 
 pub const SCHEMA: &str = "openova.catalog/v1";
 
@@ -43,8 +44,30 @@ impl Scope {
 }
 
 /// Reads a storage location: Velero when `backups/` exists, and the Barman servers of `scope`
-/// (by default every folder holding `base/` or `wals/`).
+/// (by default every folder holding `base/` or `wals/`). In a `catalog.load` span (the store's
+/// requests inside it), ended by an event saying how long it took and what was found.
+#[tracing::instrument(name = "catalog.load", skip_all, fields(url = %store.url()))]
 pub async fn load(
+    store: &dyn ObjectStore,
+    scope: &Scope,
+    concurrency: usize,
+) -> store::Result<StorageCatalog> {
+    let started = Instant::now();
+    let loaded = read(store, scope, concurrency).await;
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    match &loaded {
+        Ok(c) => tracing::info!(
+            elapsed_ms,
+            velero_backups = c.velero.as_ref().map_or(0, Vec::len),
+            barman_servers = c.barman.len(),
+            "catalog loaded"
+        ),
+        Err(e) => tracing::info!(elapsed_ms, error = %e, "catalog not loaded"),
+    }
+    loaded
+}
+
+async fn read(
     store: &dyn ObjectStore,
     scope: &Scope,
     concurrency: usize,

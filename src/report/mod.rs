@@ -82,11 +82,44 @@ pub fn progress(msg: &str) -> Arc<dyn Progress> {
 /// openova reports the failure that matters itself, so the SDK's own warnings stay off.
 const DEFAULT_LOG: &str = "warn,aws_config=error,aws_smithy_runtime=error,aws_sdk_s3=error";
 
+/// What stays quiet whatever level `OPENOVA_LOG` asks for, unless it names the target
+/// (`OPENOVA_LOG=debug,aws_smithy_runtime=debug`; the more specific directive wins): at debug the SDK and the HTTP stack below it
+/// log every step of every request, which buries openova's own `store` events (they already say
+/// what was asked and how long it took), and the SDK's request traces carry the access key id.
+const QUIET: &[(&str, &str)] = &[
+    // Every `aws_*` crate (a target matches by prefix), at `error` as in the default.
+    ("aws", "error"),
+    ("hyper", "warn"),
+    ("h2", "warn"),
+    ("rustls", "warn"),
+];
+
+/// The filter for an `OPENOVA_LOG` value (`None`: unset): its directives, then [`QUIET`]'s for
+/// the targets it does not name. An invalid value falls back to the default.
+fn filter(spec: Option<&str>) -> tracing_subscriber::EnvFilter {
+    let Some(spec) = spec.filter(|s| !s.trim().is_empty()) else {
+        return tracing_subscriber::EnvFilter::new(DEFAULT_LOG);
+    };
+    let named = |target: &str| {
+        spec.split(',')
+            .any(|d| d.split(['=', '[']).next().unwrap_or_default().trim() == target)
+    };
+    let quiet = QUIET
+        .iter()
+        .filter(|(target, _)| !named(target))
+        .map(|(target, level)| format!(",{target}={level}"));
+    let directives = std::iter::once(spec.to_string())
+        .chain(quiet)
+        .collect::<String>();
+    tracing_subscriber::EnvFilter::try_new(directives)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG))
+}
+
 /// Logs to stderr: readable on a terminal, JSON lines otherwise (a CronJob's log collector).
-/// Level from `OPENOVA_LOG` (default `warn`).
+/// Level from `OPENOVA_LOG` (default `warn`): `info` adds the catalog loads and restore phases
+/// with their durations, `debug` every store request.
 pub fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("OPENOVA_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG));
+    let filter = filter(std::env::var("OPENOVA_LOG").ok().as_deref());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -94,5 +127,22 @@ pub fn init_logging() {
         builder.init();
     } else {
         builder.json().init();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::filter;
+
+    #[test]
+    fn the_sdk_stays_quiet_unless_named() {
+        let f = filter(Some("debug")).to_string();
+        assert!(f.contains("aws=error") && f.contains("hyper=warn"), "{f}");
+        let f = filter(Some("debug,aws=debug")).to_string();
+        assert!(!f.contains("aws=error"), "{f}");
+        let default = filter(None).to_string();
+        assert!(default.contains("aws_sdk_s3=error"), "{default}");
+        // Not a filter: the default, not a panic or nothing.
+        assert_eq!(filter(Some("debug,[")).to_string(), default);
     }
 }

@@ -1,7 +1,8 @@
 //! Object storage: the one place openova talks to S3 (or a local folder).
 //!
 //! Owns the [`ObjectStore`] trait and its two implementations, [`S3Store`] (aws-sdk-s3, tuned for
-//! Cloudflare R2 and other S3-compatible stores) and [`FsStore`] (`file:///dir`). It knows nothing of
+//! Cloudflare R2 and other S3-compatible stores) and [`FsStore`] (`file:///dir`), and [`Traced`],
+//! the wrapper that logs what either is asked and how long it took. It knows nothing of
 //! Barman or Velero: keys are plain strings relative to the store's prefix.
 
 mod error;
@@ -10,10 +11,12 @@ mod listxml;
 mod s3;
 #[cfg(test)]
 pub mod testkit;
+mod traced;
 
 pub use error::{Error, Result};
 pub use fs::FsStore;
 pub use s3::{S3Options, S3Store, Timeouts};
+pub use traced::Traced;
 // The location types live in a leaf module that policies use too; re-exported so that
 // `store::StorageUrl` and `store::Connection` keep working.
 pub use crate::location::{Connection, StorageUrl};
@@ -157,7 +160,8 @@ pub fn folder_name(dir: &str) -> String {
         .to_string()
 }
 
-/// Opens the store a URL names: `s3://bucket/prefix` or `file:///path`.
+/// Opens the store a URL names: `s3://bucket/prefix` or `file:///path`, its requests logged
+/// (see [`Traced`]).
 pub async fn open(url: &StorageUrl, conn: &Connection) -> Result<Arc<dyn ObjectStore>> {
     open_with(url, conn, Timeouts::default()).await
 }
@@ -170,11 +174,11 @@ pub async fn open_with(
     timeouts: Timeouts,
 ) -> Result<Arc<dyn ObjectStore>> {
     Ok(match url {
-        StorageUrl::File { .. } => Arc::new(FsStore::new(url.clone())),
+        StorageUrl::File { .. } => Arc::new(Traced::new(FsStore::new(url.clone()))),
         StorageUrl::S3 { .. } => {
             let mut opts = S3Options::from_connection(conn);
             opts.timeouts = timeouts.with_env();
-            Arc::new(S3Store::connect(url.clone(), opts).await?)
+            Arc::new(Traced::new(S3Store::connect(url.clone(), opts).await?))
         }
     })
 }

@@ -1,7 +1,7 @@
 //! Acceptance of the catalog and status commands against real barman-cloud output in a real S3
 //! server: both base backups as backup.info holds them, the window, and an exactly named WAL gap.
 
-use crate::cli::{openova, postgres_policy};
+use crate::cli::{openova, openova_cmd, postgres_policy};
 use crate::support::{Postgres, S3Kind, S3Server, unique_name};
 use std::collections::BTreeMap;
 
@@ -132,4 +132,111 @@ fn catalog_and_gap_on_s3s() {
 #[test]
 fn catalog_and_gap_on_versitygw() {
     catalog_and_gap_on(S3Kind::Versitygw);
+}
+
+/// The JSON log lines on stderr (stderr is not a terminal here).
+fn log_lines(stderr: &str) -> Vec<serde_json::Value> {
+    stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}")))
+        .collect()
+}
+
+/// The store events of `op` on `prefix`: each names the request and how long it took.
+fn store_events<'a>(
+    lines: &'a [serde_json::Value],
+    op: &str,
+    prefix: &str,
+) -> Vec<&'a serde_json::Value> {
+    lines
+        .iter()
+        .filter(|l| l["span"]["name"] == "store" && l["span"]["op"] == op)
+        .filter(|l| l["span"]["prefix"] == prefix)
+        .filter(|l| {
+            l["fields"]["elapsed_ms"]
+                .as_f64()
+                .is_some_and(|ms| ms >= 0.0)
+        })
+        .collect()
+}
+
+/// `OPENOVA_LOG=debug`: every request to the store is an event on stderr naming the operation,
+/// the prefix or key and its duration, inside the catalog load's span, which ends with its own
+/// duration; stdout still holds only the result.
+#[test]
+fn debug_logs_name_each_store_request_and_its_duration() {
+    let dir = tempfile::tempdir().unwrap();
+    let wals = dir.path().join("db/wals/0000000100000000");
+    std::fs::create_dir_all(&wals).unwrap();
+    std::fs::write(wals.join("000000010000000000000001.gz"), b"not read").unwrap();
+    let url = format!("file://{}", dir.path().display());
+    let out = openova_cmd(None, &["catalog", "--storage", &url, "--output", "json"])
+        .env("OPENOVA_LOG", "debug")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let result: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(result["storages"][0]["barman"][0]["server"], "db");
+
+    let lines = log_lines(&stderr);
+    let top = store_events(&lines, "list_dir", "");
+    assert!(!top.is_empty(), "the listing of the top: {stderr}");
+    assert_eq!(top[0]["level"], "DEBUG");
+    assert_eq!(top[0]["fields"]["objects"], 1, "db/: {stderr}");
+    assert!(
+        top[0]["spans"][0]["name"] == "catalog.load" && top[0]["spans"][0]["url"] == url.as_str(),
+        "inside the catalog load: {stderr}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["span"]["name"] == "store"
+                && l["span"]["prefix"] == "db/wals/0000000100000000/"),
+        "the WAL folder's listing: {stderr}"
+    );
+    let loaded: Vec<_> = lines
+        .iter()
+        .filter(|l| l["fields"]["message"] == "catalog loaded")
+        .collect();
+    assert_eq!(loaded.len(), 1, "{stderr}");
+    assert!(
+        loaded[0]["fields"]["elapsed_ms"].as_f64().is_some(),
+        "{stderr}"
+    );
+    assert_eq!(loaded[0]["fields"]["barman_servers"], 1, "{stderr}");
+}
+
+/// The same on S3: the requests are logged, the credentials never, and the SDK's own debug
+/// output stays out unless asked for by name.
+#[test]
+fn debug_logs_on_s3_carry_no_credentials() {
+    let s3 = S3Server::start(S3Kind::S3sFs);
+    s3.put(
+        "cnpg/db/wals/0000000100000000/000000010000000000000001.gz",
+        b"x",
+    );
+    let url = s3.url("cnpg");
+    let ep = s3.endpoint();
+    let out = openova_cmd(
+        Some(&s3),
+        &["catalog", "--storage", &url, "--endpoint", &ep],
+    )
+    .env("OPENOVA_LOG", "debug")
+    .output()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let lines = log_lines(&stderr);
+    assert!(!store_events(&lines, "list_dir", "").is_empty(), "{stderr}");
+    assert!(
+        lines.iter().all(|l| l["target"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("openova"))),
+        "only openova's own events: {stderr}"
+    );
+    assert!(
+        !stderr.contains(s3.secret_key()) && !stderr.contains(s3.access_key()),
+        "no credentials in the log"
+    );
 }

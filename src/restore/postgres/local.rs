@@ -8,6 +8,7 @@ use crate::restore::start::{self, Reached};
 use crate::store::{ObjectStore, StorageUrl};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use tracing::Instrument;
 
 /// Beside the target: a copy of this binary the postgres user can run, and the WAL spool.
 #[must_use]
@@ -69,16 +70,26 @@ pub async fn fetch_and_configure(
     extra: &[String],
     progress: &dyn crate::report::Progress,
 ) -> Result<Fetched, Error> {
-    let _span =
-        tracing::info_span!("restore.fetch", backup = %plan.backup_id, bytes = plan.download_bytes)
-            .entered();
-    let fetched = download_and_extract(store, plan, target, progress).await?;
-    let command = match restore_command {
-        Some(c) => c.to_string(),
-        None => wal_get_command(target, source, &plan.wal_to)?,
-    };
-    write_recovery(target, plan, &command, extra)?;
-    Ok(fetched)
+    // Instrumented, not entered: an entered span must not be held across an await.
+    let span =
+        tracing::info_span!("restore.fetch", backup = %plan.backup_id, bytes = plan.download_bytes);
+    async {
+        let fetched = download_and_extract(store, plan, target, progress).await?;
+        tracing::info!(
+            bytes = fetched.bytes,
+            download_seconds = fetched.download_seconds,
+            extract_seconds = fetched.extract_seconds,
+            "base backup downloaded and extracted"
+        );
+        let command = match restore_command {
+            Some(c) => c.to_string(),
+            None => wal_get_command(target, source, &plan.wal_to)?,
+        };
+        write_recovery(target, plan, &command, extra)?;
+        Ok(fetched)
+    }
+    .instrument(span)
+    .await
 }
 
 /// Why starting the restored PostgreSQL failed.
@@ -124,7 +135,16 @@ pub async fn start_and_wait(
     let span = tracing::info_span!("restore.replay", server = %plan.server);
     let reached = tokio::task::spawn_blocking(move || {
         let _g = span.entered();
-        start::start_and_wait(&dir, &socket_dir, major, port, timeout)
+        let reached = start::start_and_wait(&dir, &socket_dir, major, port, timeout);
+        match &reached {
+            Ok(r) => tracing::info!(
+                replay_seconds = r.replay_seconds,
+                last_replayed = r.last_replayed.as_deref().unwrap_or("none"),
+                "recovery reached its target"
+            ),
+            Err(e) => tracing::info!(error = %e, "recovery did not reach its target"),
+        }
+        reached
     })
     .await
     .map_err(|e| StartError::Join(e.to_string()))?;
