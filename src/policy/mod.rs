@@ -10,7 +10,7 @@ pub use duration::Duration;
 pub use schedule::Schedule;
 pub use source::{Archive, Request};
 
-use crate::location::{Connection, Location, StorageUrl};
+use crate::location::{Connection, Limits, Location, StorageUrl};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -69,6 +69,57 @@ pub struct Storage {
     pub endpoint: Option<String>,
     pub region: Option<String>,
     pub path_style: Option<bool>,
+    /// Time bounds and retries of the calls to this storage; what is left out keeps its default.
+    #[serde(default)]
+    pub timeouts: StorageTimeouts,
+}
+
+/// `storage.timeouts`: overrides of the defaults that suit R2 (README, "Timeouts and retries").
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct StorageTimeouts {
+    pub connect: Option<Duration>,
+    pub attempt: Option<Duration>,
+    pub operation: Option<Duration>,
+    pub stall: Option<Duration>,
+    pub retries: Option<u32>,
+}
+
+impl StorageTimeouts {
+    fn limits(&self) -> Limits {
+        let std = |d: Option<Duration>| d.and_then(|d| d.0.to_std().ok());
+        Limits {
+            connect: std(self.connect),
+            attempt: std(self.attempt),
+            operation: std(self.operation),
+            stall: std(self.stall),
+            retries: self.retries,
+        }
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        for (field, d) in [
+            ("connect", self.connect),
+            ("attempt", self.attempt),
+            ("operation", self.operation),
+            ("stall", self.stall),
+        ] {
+            if d.is_some_and(|d| d.is_zero()) {
+                return Err(format!(
+                    "storage.timeouts.{field}: must be longer than 0 (leave it out for the default)"
+                ));
+            }
+        }
+        if let (Some(a), Some(o)) = (self.attempt, self.operation)
+            && o < a
+        {
+            return Err(format!(
+                "storage.timeouts.operation {o} is shorter than attempt {a}: a call could never \
+                 finish one attempt"
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl Storage {
@@ -79,6 +130,7 @@ impl Storage {
             endpoint: self.endpoint.clone(),
             region: self.region.clone(),
             path_style: self.path_style,
+            limits: self.timeouts.limits(),
         }
         .with_env()
     }
@@ -211,6 +263,7 @@ impl Policy {
         if self.rpo().is_zero() {
             return Err("rpo: must be longer than 0".into());
         }
+        self.storage().timeouts.validate()?;
         if keep < self.rpo() {
             return Err(format!(
                 "{keep_field} {keep} is shorter than rpo {}: nothing could meet both",

@@ -141,3 +141,31 @@ fn a_missing_policy_path_says_once_why_and_what_to_do() {
     );
     assert!(e.contains("--policies or OPENOVA_POLICIES"), "{e}");
 }
+
+#[test]
+fn storage_timeouts_override_the_defaults_and_are_checked() {
+    let text = with(
+        "storage: { url: \"s3://openova-backups/cnpg\" }",
+        "storage:\n  url: \"s3://openova-backups/cnpg\"\n  timeouts: { attempt: 10s, operation: 1m, retries: 5 }",
+    );
+    let all = parse_file(Path::new("p.yaml"), &text).unwrap();
+    let limits = all[1].policy.storage().connection().limits;
+    let t = crate::location::Timeouts::default().with(&limits);
+    assert_eq!(t.attempt, std::time::Duration::from_secs(10));
+    assert_eq!(t.operation, std::time::Duration::from_secs(60));
+    assert_eq!(t.retries, 5);
+    assert_eq!(t.stall, crate::location::Timeouts::default().stall);
+
+    let e = err(&text.replace("attempt: 10s", "attempt: 0s"));
+    assert!(
+        e.contains("storage.timeouts.attempt: must be longer than 0"),
+        "{e}"
+    );
+    let e = err(&text.replace("operation: 1m", "operation: 5s"));
+    assert!(
+        e.contains("operation 5s is shorter than attempt 10s"),
+        "{e}"
+    );
+    let e = err(&text.replace("retries: 5", "retry: 5"));
+    assert!(e.contains("timeouts") && e.contains("retry"), "{e}");
+}

@@ -32,16 +32,11 @@ pub enum Error {
         "no S3 credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or an AWS profile)"
     )]
     NoCredentials,
-    #[error(
-        "S3 {op} of '{key}' on {endpoint} timed out after {after} (check the endpoint and the network; \
-         OPENOVA_S3_READ_TIMEOUT and OPENOVA_S3_OPERATION_TIMEOUT, in seconds, change the bounds)"
-    )]
-    TimedOut {
-        endpoint: String,
-        op: &'static str,
-        key: String,
-        after: String,
-    },
+    /// A call that failed on every attempt it was allowed (boxed: it is the largest variant).
+    #[error(transparent)]
+    GaveUp(Box<GaveUp>),
+    #[error(transparent)]
+    BadLimit(#[from] crate::location::BadLimit),
     #[error("object '{key}' not found in {url}")]
     NotFound { url: String, key: String },
     #[error("S3 {op} of '{key}' on {endpoint} failed: {detail}")]
@@ -66,7 +61,7 @@ impl Error {
     #[must_use]
     pub fn is_retryable(&self) -> bool {
         match self {
-            Self::Unreachable { .. } | Self::TimedOut { .. } => true,
+            Self::Unreachable { .. } | Self::GaveUp { .. } => true,
             Self::Service { retryable, .. } => *retryable,
             _ => false,
         }
@@ -76,4 +71,20 @@ impl Error {
     pub fn is_not_found(&self) -> bool {
         matches!(self, Self::NotFound { .. })
     }
+}
+
+/// A store call that failed on every attempt it was allowed: what, where, how often, and what to
+/// check.
+#[derive(Debug, thiserror::Error)]
+#[error("S3 {op} of '{key}' on {endpoint} failed after {attempts} in {took}: {what} ({hint})")]
+pub struct GaveUp {
+    pub op: &'static str,
+    pub endpoint: String,
+    pub key: String,
+    /// `1 attempt`, `3 attempts`.
+    pub attempts: String,
+    pub took: String,
+    pub what: String,
+    pub hint: &'static str,
+    pub throttled: bool,
 }

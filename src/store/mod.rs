@@ -8,18 +8,19 @@
 mod error;
 mod fs;
 mod listxml;
+pub mod retry;
 mod s3;
 #[cfg(test)]
 pub mod testkit;
 mod traced;
 
-pub use error::{Error, Result};
+pub use error::{Error, GaveUp, Result};
 pub use fs::FsStore;
-pub use s3::{S3Options, S3Store, Timeouts};
+pub use s3::{S3Options, S3Store};
 pub use traced::Traced;
 // The location types live in a leaf module that policies use too; re-exported so that
 // `store::StorageUrl` and `store::Connection` keep working.
-pub use crate::location::{Connection, StorageUrl};
+pub use crate::location::{Connection, Limits, StorageUrl, Timeouts};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -166,8 +167,9 @@ pub async fn open(url: &StorageUrl, conn: &Connection) -> Result<Arc<dyn ObjectS
     open_with(url, conn, Timeouts::default()).await
 }
 
-/// [`open`] with other time bounds (the environment's overrides still apply): `wal-get` uses
-/// [`Timeouts::for_wal_get`], so PostgreSQL hears back quickly.
+/// [`open`] with other default time bounds: `wal-get` uses [`Timeouts::for_wal_get`], so
+/// PostgreSQL hears back quickly. A policy's `storage.timeouts` (in `conn`) and then the
+/// environment (`OPENOVA_S3_*`, see [`Limits::from_env`]) override them.
 pub async fn open_with(
     url: &StorageUrl,
     conn: &Connection,
@@ -177,7 +179,7 @@ pub async fn open_with(
         StorageUrl::File { .. } => Arc::new(Traced::new(FsStore::new(url.clone()))),
         StorageUrl::S3 { .. } => {
             let mut opts = S3Options::from_connection(conn);
-            opts.timeouts = timeouts.with_env();
+            opts.timeouts = timeouts.with(&conn.limits).with(&Limits::from_env()?);
             Arc::new(Traced::new(S3Store::connect(url.clone(), opts).await?))
         }
     })

@@ -6,11 +6,16 @@
 //! self-hosted stores (MinIO, Garage) do not serve virtual-hosted buckets by default.
 
 use super::listxml;
-use super::{Connection, DirListing, Error, ListPage, ObjectMeta, ObjectStore, Result, StorageUrl};
+use super::retry::{self, Budget, Call, Failed, Fault};
+use super::{
+    Connection, DirListing, Error, ListPage, ObjectMeta, ObjectStore, Result, StorageUrl, Timeouts,
+};
 use async_trait::async_trait;
 use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::{
     BehaviorVersion, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+    StalledStreamProtectionConfig,
 };
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::operation::list_objects_v2::{
@@ -28,10 +33,10 @@ use aws_smithy_runtime_api::client::runtime_plugin::RuntimePlugin;
 use aws_smithy_runtime_api::client::ser_de::{DeserializeResponse, SharedResponseDeserializer};
 use aws_smithy_types::config_bag::{ConfigBag, FrozenLayer};
 use aws_smithy_types::timeout::TimeoutConfig;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use chrono::{DateTime, Utc};
 use std::sync::OnceLock;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Connection settings of an [`S3Store`], already resolved (no environment reads later).
 #[derive(Clone)]
@@ -44,66 +49,6 @@ pub struct S3Options {
     pub credentials: Option<(String, String)>,
     /// How long a request may wait; see [`Timeouts`].
     pub timeouts: Timeouts,
-}
-
-/// Time bounds on every S3 request, so that a stalled endpoint ends in a clear error instead of a
-/// hang (a CronJob that hangs blocks every later run; a restore_command that hangs stalls
-/// recovery). Streaming bodies are bounded by the SDK's minimum-throughput protection, not by a
-/// total time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Timeouts {
-    /// Establishing a connection.
-    pub connect: Duration,
-    /// From a request sent to the first byte of its answer (`OPENOVA_S3_READ_TIMEOUT`, seconds).
-    pub first_byte: Duration,
-    /// One request with its retries, answer headers included (`OPENOVA_S3_OPERATION_TIMEOUT`).
-    pub operation: Duration,
-}
-
-impl Default for Timeouts {
-    /// Generous for R2 on a bad day: 5 s to connect, 30 s to the first byte, 2 min in all.
-    fn default() -> Self {
-        Self {
-            connect: Duration::from_secs(5),
-            first_byte: Duration::from_secs(30),
-            operation: Duration::from_secs(120),
-        }
-    }
-}
-
-impl Timeouts {
-    /// PostgreSQL's restore_command must hear back quickly: 10 s to the first byte, 30 s in all.
-    #[must_use]
-    pub fn for_wal_get() -> Self {
-        Self {
-            connect: Duration::from_secs(5),
-            first_byte: Duration::from_secs(10),
-            operation: Duration::from_secs(30),
-        }
-    }
-
-    /// These, with `OPENOVA_S3_READ_TIMEOUT` / `OPENOVA_S3_OPERATION_TIMEOUT` (whole seconds)
-    /// overriding them; a value that is not a positive number is ignored with a warning.
-    #[must_use]
-    pub fn with_env(mut self) -> Self {
-        let secs = |k: &str| {
-            let v = std::env::var(k).ok()?;
-            match v.trim().parse::<u64>() {
-                Ok(n) if n > 0 => Some(Duration::from_secs(n)),
-                _ => {
-                    tracing::warn!(variable = k, value = %v, "not a positive number of seconds; ignored");
-                    None
-                }
-            }
-        };
-        if let Some(d) = secs("OPENOVA_S3_READ_TIMEOUT") {
-            self.first_byte = d;
-        }
-        if let Some(d) = secs("OPENOVA_S3_OPERATION_TIMEOUT") {
-            self.operation = d;
-        }
-        self
-    }
 }
 
 // Hand-written so that the secret can never reach a log line through `{:?}`.
@@ -144,7 +89,7 @@ impl S3Options {
             path_style: conn.path_style.unwrap_or(endpoint.is_some()),
             endpoint,
             credentials: None,
-            timeouts: Timeouts::default().with_env(),
+            timeouts: Timeouts::default().with(&conn.limits),
         }
     }
 }
@@ -155,6 +100,7 @@ pub struct S3Store {
     prefix: String,
     endpoint: String,
     timeouts: Timeouts,
+    budget: Budget,
     client: aws_sdk_s3::Client,
 }
 
@@ -178,15 +124,19 @@ impl S3Store {
         }
         let shared = loader.load().await;
         let t = opts.timeouts;
+        // Each attempt is bounded here; retries, the call's bound and download stalls are
+        // `retry`'s and `fetch`'s, so that every message can say what happened how often.
         let timeouts = TimeoutConfig::builder()
             .connect_timeout(t.connect)
-            .read_timeout(t.first_byte)
-            .operation_timeout(t.operation)
+            .read_timeout(t.attempt)
+            .operation_attempt_timeout(t.attempt)
             .build();
         let mut cfg = aws_sdk_s3::config::Builder::from(&shared)
             .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
             .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
             .timeout_config(timeouts)
+            .retry_config(RetryConfig::disabled())
+            .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
             .force_path_style(opts.path_style);
         if let Some(ep) = &opts.endpoint {
             cfg = cfg.endpoint_url(ep);
@@ -201,6 +151,7 @@ impl S3Store {
             prefix: prefix.clone(),
             endpoint,
             timeouts: t,
+            budget: Budget::new(t.retries),
             client: aws_sdk_s3::Client::from_conf(cfg.build()),
             url,
         })
@@ -225,19 +176,7 @@ impl S3Store {
         let status = e.raw_response().map(|r| r.status().as_u16());
         let code = e.code().unwrap_or_default().to_string();
         match e {
-            SdkError::TimeoutError(_) => Error::TimedOut {
-                endpoint,
-                op,
-                key: self.full(key),
-                after: format!("{} s", self.timeouts.operation.as_secs()),
-            },
-            SdkError::DispatchFailure(f) if f.is_timeout() => Error::TimedOut {
-                endpoint,
-                op,
-                key: self.full(key),
-                after: format!("{} s without an answer", self.timeouts.first_byte.as_secs()),
-            },
-            SdkError::DispatchFailure(_) => {
+            SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
                 if detail.contains("credentials") {
                     Error::NoCredentials
                 } else {
@@ -273,13 +212,88 @@ impl S3Store {
                 op,
                 endpoint,
                 key: key.to_string(),
-                retryable: status.is_some_and(|s| s >= 500),
+                retryable: false,
                 detail: if code.is_empty() {
                     short(&detail)
                 } else {
                     format!("{code}: {}", e.message().unwrap_or(""))
                 },
             },
+        }
+    }
+
+    /// One attempt's failure: a fault worth another try, or a final error.
+    fn classify<E>(&self, op: &'static str, key: &str, e: &SdkError<E, HttpResponse>) -> Failed
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        let status = e.raw_response().map(|r| r.status().as_u16());
+        let code = e.code().unwrap_or_default();
+        let fault = match e {
+            SdkError::TimeoutError(_) => Fault::NoAnswer(self.timeouts.attempt),
+            SdkError::DispatchFailure(f) if f.is_timeout() => {
+                Fault::NoAnswer(self.timeouts.attempt)
+            }
+            SdkError::DispatchFailure(_) => {
+                let all = DisplayErrorContext(e).to_string();
+                if all.contains("credentials") {
+                    return Failed::Final(Error::NoCredentials);
+                }
+                let cause = root_cause(e);
+                if all.contains("tcp connect error") || all.contains("dns error") {
+                    Fault::Unreachable(cause)
+                } else {
+                    Fault::Connection(cause)
+                }
+            }
+            SdkError::ResponseError(_) => {
+                Fault::Connection(format!("the answer broke off: {}", root_cause(e)))
+            }
+            _ if is_throttling(code) || matches!(status, Some(429 | 503)) => Fault::Throttled {
+                status: status.unwrap_or(503),
+                code: if code.is_empty() { "SlowDown" } else { code }.to_string(),
+            },
+            // 501: the store does not implement the call; trying again will not change that.
+            _ if status.is_some_and(|s| s >= 500 && s != 501) => Fault::Server {
+                status: status.unwrap_or(500),
+                code: if code.is_empty() { "(no code)" } else { code }.to_string(),
+            },
+            _ => return Failed::Final(self.error(op, key, e)),
+        };
+        Failed::Transient(fault)
+    }
+
+    /// Runs `attempt` with the retries of [`retry::run`], for messages named `op` of `key`.
+    async fn call<T, F, Fut>(&self, op: &'static str, key: &str, attempt: F) -> Result<T>
+    where
+        F: FnMut(u32) -> Fut,
+        Fut: Future<Output = std::result::Result<T, Failed>>,
+    {
+        let full = self.full(key);
+        let call = Call {
+            op,
+            endpoint: &self.endpoint,
+            key: &full,
+            operation: self.timeouts.operation,
+            budget: &self.budget,
+        };
+        retry::run(&call, attempt).await
+    }
+
+    /// One request, bounded by the attempt timeout, its failure classified.
+    async fn attempt<O, E>(
+        &self,
+        op: &'static str,
+        key: &str,
+        request: impl Future<Output = std::result::Result<O, SdkError<E, HttpResponse>>>,
+    ) -> std::result::Result<O, Failed>
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        match tokio::time::timeout(self.timeouts.attempt, request).await {
+            Err(_) => Err(Failed::Transient(Fault::NoAnswer(self.timeouts.attempt))),
+            Ok(Err(e)) => Err(self.classify(op, key, &e)),
+            Ok(Ok(out)) => Ok(out),
         }
     }
 
@@ -299,13 +313,13 @@ impl S3Store {
         if delimiter {
             req = req.delimiter("/");
         }
-        let page = req
-            .set_continuation_token(token)
-            .customize()
-            .interceptor(OnePassList)
-            .send()
-            .await
-            .map_err(|e| self.error("list", prefix, &e))?;
+        let req = req.set_continuation_token(token);
+        let page = self
+            .call("list", prefix, |_| {
+                let send = req.clone().customize().interceptor(OnePassList).send();
+                self.attempt("list", prefix, send)
+            })
+            .await?;
         Ok(to_page(&page, &self.prefix))
     }
 
@@ -325,12 +339,16 @@ impl S3Store {
             detail: e.to_string(),
             retryable: false,
         })?;
-        let sent = self
+        let req = self
             .client
             .delete_objects()
             .bucket(&self.bucket)
-            .delete(delete)
-            .send()
+            .delete(delete);
+        // Deleting again what is gone is no error: DeleteObjects is safe to retry.
+        let sent = self
+            .call("delete", &keys[0], |_| {
+                self.attempt("delete", &keys[0], req.clone().send())
+            })
             .await;
         match sent {
             Ok(out) => match out.errors().first() {
@@ -347,25 +365,26 @@ impl S3Store {
                     retryable: false,
                 }),
             },
-            Err(e) => match self.error("delete", &keys[0], &e) {
-                // Some S3-compatible stores refuse DeleteObjects (a missing Content-MD5, or not
-                // implemented): fall back to one DeleteObject per key, as Barman does.
-                Error::Service { .. } => self.delete_one_by_one(keys).await,
-                other => Err(other),
-            },
+            // Some S3-compatible stores refuse DeleteObjects (a missing Content-MD5, or not
+            // implemented): fall back to one DeleteObject per key, as Barman does.
+            Err(Error::Service { .. }) => self.delete_one_by_one(keys).await,
+            Err(other) => Err(other),
         }
     }
 
     async fn delete_one_by_one(&self, keys: &[String]) -> Result<()> {
         for key in keys {
-            let sent = self
+            let req = self
                 .client
                 .delete_object()
                 .bucket(&self.bucket)
-                .key(self.full(key))
-                .send()
+                .key(self.full(key));
+            let sent = self
+                .call("delete", key, |_| {
+                    self.attempt("delete", key, req.clone().send())
+                })
                 .await;
-            match sent.map_err(|e| self.error("delete", key, &e)) {
+            match sent {
                 Ok(_) | Err(Error::NotFound { .. }) => {}
                 Err(e) => return Err(e),
             }
@@ -375,29 +394,122 @@ impl S3Store {
 }
 
 impl S3Store {
-    /// GetObject, whole or a range, collected into memory.
+    /// GetObject, whole or a range, collected into memory: retried as a whole when an attempt
+    /// fails, the body bounded by the stall timeout instead of a total time.
     async fn fetch(&self, key: &str, range: Option<String>) -> Result<Bytes> {
-        let req = self
-            .client
+        let req = self.get_req(key).set_range(range.clone());
+        self.call("get", key, |_| {
+            self.fetch_once(key, req.clone(), range.is_none())
+        })
+        .await
+    }
+
+    fn get_req(
+        &self,
+        key: &str,
+    ) -> aws_sdk_s3::operation::get_object::builders::GetObjectFluentBuilder {
+        self.client
             .get_object()
             .bucket(&self.bucket)
             .key(self.full(key))
-            .set_range(range);
-        let out = match req.send().await {
-            Ok(out) => out,
-            // 416: the range starts at or past the end; the trait promises "fewer bytes at the end".
-            Err(e) if e.code() == Some("InvalidRange") => return Ok(Bytes::new()),
-            Err(e) => return Err(self.error("get", key, &e)),
-        };
-        let body = out.body.collect().await.map_err(|e| Error::Service {
-            op: "get",
-            endpoint: self.endpoint.clone(),
-            key: key.to_string(),
-            detail: format!("the download broke off: {e}"),
-            retryable: true,
-        })?;
-        Ok(body.into_bytes())
     }
+
+    async fn fetch_once(
+        &self,
+        key: &str,
+        req: aws_sdk_s3::operation::get_object::builders::GetObjectFluentBuilder,
+        whole: bool,
+    ) -> std::result::Result<Bytes, Failed> {
+        let out = match tokio::time::timeout(self.timeouts.attempt, req.send()).await {
+            Err(_) => return Err(Failed::Transient(Fault::NoAnswer(self.timeouts.attempt))),
+            // 416: the range starts at or past the end; the trait promises "fewer bytes at the end".
+            Ok(Err(e)) if e.code() == Some("InvalidRange") => return Ok(Bytes::new()),
+            Ok(Err(e)) => return Err(self.classify("get", key, &e)),
+            Ok(Ok(out)) => out,
+        };
+        let of = out.content_length().and_then(|n| u64::try_from(n).ok());
+        let md5 = plain_md5(out.e_tag()).filter(|_| whole);
+        let mut body = out.body;
+        let mut buf =
+            BytesMut::with_capacity(usize::try_from(of.unwrap_or(0).min(64 << 20)).unwrap_or(0));
+        let (stall, started) = (self.timeouts.stall, tokio::time::Instant::now());
+        loop {
+            let got = buf.len() as u64;
+            match tokio::time::timeout(stall, body.try_next()).await {
+                Err(_) => {
+                    return Err(Failed::Transient(Fault::Stalled {
+                        got,
+                        of,
+                        after: stall,
+                    }));
+                }
+                Ok(Ok(None)) => break,
+                Ok(Ok(Some(chunk))) => buf.extend_from_slice(&chunk),
+                Ok(Err(e)) => {
+                    let why = root_cause(&e).to_ascii_lowercase();
+                    return Err(Failed::Transient(Fault::Cut {
+                        got,
+                        of,
+                        reset: why.contains("reset"),
+                    }));
+                }
+            }
+            let spent = started.elapsed();
+            if spent > stall && (buf.len() as f64) < 1024.0 * spent.as_secs_f64() {
+                return Err(Failed::Transient(Fault::Crawled {
+                    got: buf.len() as u64,
+                    rate: (buf.len() as f64 / spent.as_secs_f64()) as u64,
+                }));
+            }
+        }
+        let got = buf.len() as u64;
+        if of.is_some_and(|of| got < of) {
+            return Err(Failed::Transient(Fault::Cut {
+                got,
+                of,
+                reset: false,
+            }));
+        }
+        if let Some(expected) = md5 {
+            let received = hex(&<md5::Md5 as md5::Digest>::digest(&buf));
+            if received != expected {
+                return Err(Failed::Transient(Fault::Corrupt {
+                    expected,
+                    got: received,
+                }));
+            }
+        }
+        Ok(buf.freeze())
+    }
+}
+
+/// The MD5 in an ETag, when it is one: a single-part upload's ETag is the MD5 of its body; a
+/// multipart upload's (`…-N`) is not, and has no checksum openova can check.
+fn plain_md5(etag: Option<&str>) -> Option<String> {
+    let tag = etag?.trim_matches('"');
+    (tag.len() == 32 && tag.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| tag.to_ascii_lowercase())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+fn is_throttling(code: &str) -> bool {
+    matches!(
+        code,
+        "SlowDown"
+            | "Throttling"
+            | "ThrottlingException"
+            | "TooManyRequests"
+            | "TooManyRequestsException"
+            | "RequestLimitExceeded"
+            | "RequestThrottled"
+    )
 }
 
 fn is_auth_code(code: &str) -> bool {
@@ -627,38 +739,65 @@ impl ObjectStore for S3Store {
     }
 
     async fn put(&self, key: &str, body: Bytes) -> Result<()> {
-        let req = self
-            .client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(self.full(key));
-        req.body(ByteStream::from(body))
-            .send()
-            .await
-            .map_err(|e| self.error("put", key, &e))?;
+        let req = || {
+            self.client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(self.full(key))
+        };
+        // Writing the same bytes again is harmless: a plain put is retried as it is.
+        self.call("put", key, |_| {
+            let send = req().body(ByteStream::from(body.clone())).send();
+            self.attempt("put", key, send)
+        })
+        .await?;
         Ok(())
     }
 
     async fn put_if_absent(&self, key: &str, body: Bytes) -> Result<bool> {
-        let req = self
-            .client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(self.full(key))
-            .if_none_match("*");
-        match req.body(ByteStream::from(body)).send().await {
-            Ok(_) => Ok(true),
-            // 412: the object exists; 409: a concurrent conditional write won the race.
-            Err(e)
-                if matches!(
-                    e.raw_response().map(|r| r.status().as_u16()),
-                    Some(412 | 409)
-                ) =>
-            {
-                Ok(false)
+        let req = || {
+            self.client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(self.full(key))
+                .if_none_match("*")
+        };
+        // A conditional put is not safe to repeat blindly: when an attempt may have reached the
+        // store (no answer, a broken connection, a 5xx), the next one first reads the object,
+        // and an object holding exactly these bytes is this writer's own.
+        let maybe_written = AtomicBool::new(false);
+        self.call("put", key, |_| async {
+            if maybe_written.load(Ordering::Acquire) {
+                let held = self.fetch_once(key, self.get_req(key), true).await;
+                match held {
+                    Ok(held) => return Ok(held == body),
+                    Err(Failed::Final(e)) if e.is_not_found() => {}
+                    Err(e) => return Err(e),
+                }
             }
-            Err(e) => Err(self.error("put", key, &e)),
-        }
+            let send = req().body(ByteStream::from(body.clone())).send();
+            let failed = match tokio::time::timeout(self.timeouts.attempt, send).await {
+                Ok(Ok(_)) => return Ok(true),
+                // 412: the object exists; 409: a concurrent conditional write won the race.
+                Ok(Err(e))
+                    if matches!(
+                        e.raw_response().map(|r| r.status().as_u16()),
+                        Some(412 | 409)
+                    ) =>
+                {
+                    return Ok(false);
+                }
+                Ok(Err(e)) => self.classify("put", key, &e),
+                Err(_) => Failed::Transient(Fault::NoAnswer(self.timeouts.attempt)),
+            };
+            if let Failed::Transient(f) = &failed
+                && !matches!(f, Fault::Throttled { .. } | Fault::Unreachable(_))
+            {
+                maybe_written.store(true, Ordering::Release);
+            }
+            Err(failed)
+        })
+        .await
     }
 
     async fn delete_many(&self, keys: &[String]) -> Result<()> {
@@ -669,14 +808,17 @@ impl ObjectStore for S3Store {
     }
 
     async fn head(&self, key: &str) -> Result<Option<ObjectMeta>> {
-        let out = self
+        let req = self
             .client
             .head_object()
             .bucket(&self.bucket)
-            .key(self.full(key))
-            .send()
+            .key(self.full(key));
+        let out = self
+            .call("head", key, |_| {
+                self.attempt("head", key, req.clone().send())
+            })
             .await;
-        match out.map_err(|e| self.error("head", key, &e)) {
+        match out {
             Ok(o) => Ok(Some(ObjectMeta {
                 key: key.to_string(),
                 size: o

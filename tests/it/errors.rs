@@ -203,14 +203,19 @@ fn a_silent_endpoint_times_out_with_a_clear_error() {
     .env("AWS_ACCESS_KEY_ID", "AKIDSILENT")
     .env("AWS_SECRET_ACCESS_KEY", "silent-secret-marker")
     .env("OPENOVA_S3_READ_TIMEOUT", "1")
+    .env("OPENOVA_S3_OPERATION_TIMEOUT", "4")
     .output()
     .unwrap()
     .into();
     assert_eq!(run.code, 2, "{run:?}");
     assert!(
-        run.stderr.contains(&format!(
-            "S3 list of 'p/' on {endpoint} timed out after 1 s without an answer"
-        )) && run.stderr.contains("OPENOVA_S3_READ_TIMEOUT"),
+        run.stderr
+            .contains(&format!("S3 list of 'p/' on {endpoint} failed after "))
+            && run
+                .stderr
+                .contains("no answer within 1 s (the attempt timeout)")
+            && run.stderr.contains("the call's bound of 4 s would pass")
+            && run.stderr.contains("OPENOVA_S3_ATTEMPT_TIMEOUT"),
         "{run:?}"
     );
     assert!(
