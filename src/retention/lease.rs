@@ -127,7 +127,7 @@ impl Lease {
             }
             if !got {
                 match current(store.as_ref(), key).await? {
-                    Some(h) if h.expires > now => {
+                    Some(h) if h.expires > now && !died_here(&h.owner) => {
                         let (purpose, owner, since, expires) =
                             (h.purpose, h.owner, h.since, h.expires);
                         return Err(Error::Held {
@@ -138,7 +138,9 @@ impl Lease {
                             expires,
                         });
                     }
-                    // Expired (its holder died) or unreadable: take it over, exactly one run wins.
+                    // Expired (its holder died), held by a process of this machine that is gone
+                    // (a run that failed and could not remove it: a store fault stops that
+                    // delete too), or unreadable: take it over, exactly one run wins.
                     expired => {
                         got = take_over(store.as_ref(), key, expired.as_ref(), &holder).await?;
                     }
@@ -258,6 +260,21 @@ async fn current(store: &dyn ObjectStore, key: &str) -> Result<Option<Holder>, s
     }
 }
 
+/// Whether `owner` (`PID@HOST`) names a process of this machine that no longer runs: its lease
+/// can be taken over at once instead of after [`TTL`]. Another machine's holder (a CronJob pod) is
+/// only ever judged by its expiry.
+fn died_here(owner: &str) -> bool {
+    let Some((pid, host)) = owner.split_once('@') else {
+        return false;
+    };
+    host == hostname()
+        && pid.parse::<u32>().is_ok_and(|p| {
+            p != std::process::id()
+                && std::path::Path::new("/proc/self").exists()
+                && !std::path::Path::new(&format!("/proc/{p}")).exists()
+        })
+}
+
 fn hostname() -> String {
     std::env::var("HOSTNAME")
         .ok()
@@ -269,6 +286,18 @@ fn hostname() -> String {
 mod tests {
     use super::*;
     use crate::store::{FsStore, StorageUrl};
+
+    #[test]
+    fn only_a_gone_process_of_this_machine_counts_as_dead() {
+        let here = hostname();
+        // Far above any pid this machine hands out.
+        assert!(died_here(&format!("4000000000@{here}")));
+        assert!(!died_here(&format!("{}@{here}", std::process::id())));
+        assert!(!died_here("4000000000@another-host-openova-test"));
+        assert!(!died_here("garbage"));
+        // pid 1 runs on every Linux machine.
+        assert!(!died_here(&format!("1@{here}")));
+    }
 
     fn fs() -> (tempfile::TempDir, Arc<dyn ObjectStore>) {
         let dir = tempfile::tempdir().unwrap();
