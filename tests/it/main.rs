@@ -10,6 +10,7 @@ mod cli;
 mod drill;
 mod drill_page;
 mod errors;
+mod faults;
 mod harness;
 mod restore;
 mod restore_velero;

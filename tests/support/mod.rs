@@ -7,8 +7,11 @@
 //!   with `barman-cloud-wal-archive` and taking base backups with `barman-cloud-backup`, exactly like
 //!   CloudNativePG does ([`postgres`]).
 //! - [`barman`]: running the other `barman-cloud-*` tools against a server.
+//! - [`fault_proxy`]: a TCP proxy in front of a real S3 server that stalls, resets, cuts, throttles,
+//!   corrupts or slows chosen requests.
 //!
-//! `scripts/setup` installs all of them. The support code depends on std, `tempfile` and `serde_json` only;
+//! `scripts/setup` installs all of them. The support code depends on std, `tempfile`, `serde_json`
+//! and `socket2` (a reset with SO_LINGER 0) only;
 //! it knows nothing of the `openova` crate's types.
 //!
 //! Environment knobs: `OPENOVA_TEST_S3` (`s3s`, the default, or `versitygw`), `OPENOVA_S3S_FS_BIN`,
@@ -17,6 +20,7 @@
 #![allow(dead_code)]
 
 pub mod barman;
+pub mod fault_proxy;
 pub mod postgres;
 pub mod s3;
 pub mod velero_fixture;
