@@ -9,12 +9,12 @@ use sha2::{Digest, Sha256};
 use std::path::Path;
 use std::time::Duration;
 
-fn hex(b: &[u8]) -> String {
+pub fn hex(b: &[u8]) -> String {
     b.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A drill file over `points` of `server` with the given checks and budgets.
-fn drill_file(
+pub fn drill_file(
     dir: &Path,
     name: &str,
     server: &str,
@@ -30,10 +30,10 @@ fn drill_file(
     path.to_string_lossy().into_owned()
 }
 
-const GOOD_CHECKS: &str = "      - name: orders exist\n        sql: \"select count(*) from orders where created_at <= :target\"\n        expect: { atLeast: 1 }\n      - name: reference data unchanged\n        sql: \"select id, code from currencies order by id\"\n        expect: { sha256: \"SHA\" }\n";
+pub const GOOD_CHECKS: &str = "      - name: orders exist\n        sql: \"select count(*) from orders where created_at <= :target\"\n        expect: { atLeast: 1 }\n      - name: reference data unchanged\n        sql: \"select id, code from currencies order by id\"\n        expect: { sha256: \"SHA\" }\n";
 
 /// An archive with a base backup and rows written over a few seconds after it.
-fn archive(s3: &S3Server, server: &str) -> Postgres {
+pub fn archive(s3: &S3Server, server: &str) -> Postgres {
     let pg = Postgres::start(s3, server);
     pg.sql(
         "create table currencies (id int primary key, code text); \

@@ -36,22 +36,45 @@ fn run_via(s3: &S3Server, proxy: &FaultProxy, args: &[&str], log: &str) -> (Run,
         .stderr(std::process::Stdio::piped());
     let start = Instant::now();
     let mut child = cmd.spawn().expect("run openova");
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            break;
+    // Drained while it runs: a full pipe would stall the child (trace logs are long).
+    let drain = |mut r: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = r.read_to_end(&mut buf);
+            String::from_utf8_lossy(&buf).into_owned()
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().unwrap()));
+    let stderr = drain(Box::new(child.stderr.take().unwrap()));
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
         }
         if start.elapsed() > WATCHDOG {
             let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
+            let _ = child.wait();
+            let (out, err) = (stdout.join().unwrap(), stderr.join().unwrap());
+            let tail: String = err
+                .chars()
+                .rev()
+                .take(3000)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
             panic!(
-                "openova {args:?} hung for {WATCHDOG:?}: {:?}",
-                Run::from(out)
+                "openova {args:?} hung for {WATCHDOG:?}:\n--- stdout\n{out}\n--- stderr (end)\n{tail}"
             );
         }
         std::thread::sleep(Duration::from_millis(50));
-    }
+    };
     let took = start.elapsed();
-    (child.wait_with_output().unwrap().into(), took)
+    let run = Run {
+        code: status.code().unwrap_or(-1),
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
+    };
+    (run, took)
 }
 
 /// A Barman archive under `cnpg/SERVER` with four DONE backups 30, 20, 10 and 1 days old and the
@@ -591,4 +614,211 @@ fn interrupted_retention_resumes_on_s3s() {
 #[test]
 fn interrupted_retention_resumes_on_versitygw() {
     interrupted_retention_on(S3Kind::Versitygw);
+}
+
+/// Every file under `dir`, read as text where it is (reports, logs, YAML, the data directory).
+fn files_containing(dir: &Path, needle: &str) -> Vec<std::path::PathBuf> {
+    let mut hits = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return hits;
+    };
+    for e in entries.flatten() {
+        let path = e.path();
+        if path.is_dir() {
+            hits.extend(files_containing(&path, needle));
+        } else if std::fs::read(&path)
+            .is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle.as_bytes()))
+        {
+            hits.push(path);
+        }
+    }
+    hits
+}
+
+/// The secret key as a marker (the server's key is random: it occurs nowhere by chance): every
+/// subcommand, at every log level (the AWS SDK's and HTTP stack's own traces included), with and
+/// without faults, never writes it to stdout, stderr, a report, a spool log, an extracted file or
+/// a record in the bucket. A drill under throttling still passes; under a dead store it ends in
+/// one clear error within the bound.
+#[test]
+fn the_secret_key_is_never_printed_or_stored() {
+    use crate::drill::{GOOD_CHECKS, archive, drill_file, hex};
+    use sha2::{Digest, Sha256};
+
+    let s3 = S3Server::start(S3Kind::S3sFs);
+    let proxy = FaultProxy::start(s3.port());
+    let marker = s3.secret_key().to_string();
+    let server = unique_name("secret");
+    let pg = archive(&s3, &server);
+    let digest = hex(&Sha256::digest(
+        pg.sql("select id, code from currencies order by id")
+            .replace('|', "\t"),
+    ));
+    let segment = pg.current_wal();
+    drop(pg);
+    VeleroBackupFixture::new("nightly-20261201030000")
+        .schedule("nightly")
+        .upload(&s3, "velero");
+    let tmp = tempfile::tempdir().unwrap();
+    let policy = policy_file(tmp.path(), &s3, &proxy, &server);
+    let drill = drill_file(
+        tmp.path(),
+        "secret",
+        &server,
+        "[latest]",
+        &GOOD_CHECKS.replace("SHA", &digest),
+        "",
+    );
+    let (cnpg, velero, ep) = (s3.url("cnpg"), s3.url("velero"), proxy.endpoint());
+    let levels = [
+        "error",
+        "warn",
+        "info",
+        "debug",
+        "trace",
+        "trace,aws_smithy_runtime=trace,aws_sigv4=trace,aws_config=trace,hyper=trace,hyper_util=trace",
+    ];
+    let faults: [Option<Rule>; 2] = [None, Some(Rule::new(Fault::SlowDown).first(2))];
+    for level in levels {
+        for fault in &faults {
+            let out = tempfile::tempdir().unwrap();
+            let o = |p: &str| out.path().join(p).to_string_lossy().into_owned();
+            let (dest, spool, data, yaml) = (o("wal"), o("spool"), o("data"), o("yaml"));
+            let commands: Vec<Vec<&str>> = vec![
+                vec!["catalog", "--storage", &cnpg, "--endpoint", &ep],
+                vec!["status", "--policies", &policy],
+                vec!["retention", "--policies", &policy],
+                vec!["retention", "--apply", "--policies", &policy],
+                vec![
+                    "wal-get",
+                    &segment,
+                    &dest,
+                    "--storage",
+                    &cnpg,
+                    "--server",
+                    &server,
+                    "--endpoint",
+                    &ep,
+                    "--spool-dir",
+                    &spool,
+                ],
+                vec![
+                    "restore",
+                    "postgres",
+                    "--policies",
+                    &policy,
+                    "--policy",
+                    &server,
+                    "--to",
+                    "latest",
+                    "--target-dir",
+                    &data,
+                    "--dry-run",
+                ],
+                vec![
+                    "restore",
+                    "velero",
+                    "--storage",
+                    &velero,
+                    "--endpoint",
+                    &ep,
+                    "--backup",
+                    "latest",
+                    "--extract",
+                    &yaml,
+                ],
+                vec![
+                    "drill",
+                    "history",
+                    "--policies",
+                    &policy,
+                    "--policy",
+                    &server,
+                ],
+                vec!["--help"],
+                vec![
+                    "catalog",
+                    "--storage",
+                    &cnpg,
+                    "--endpoint",
+                    &ep,
+                    "--no-such-flag",
+                ],
+            ];
+            for args in commands {
+                proxy.clear();
+                if let Some(rule) = fault {
+                    proxy.add(rule.clone());
+                }
+                let (run, _) = run_via(&s3, &proxy, &args, level);
+                let label = format!("{args:?} at {level}, fault {fault:?}");
+                assert_no_secret(&run, &s3, &label);
+            }
+            let hits = files_containing(out.path(), &marker);
+            assert!(hits.is_empty(), "the secret is in {hits:?}");
+        }
+    }
+
+    // A drill, throttled at first: it passes, and neither its report nor its record holds the key.
+    let reports = tmp.path().join("reports");
+    let work = tmp.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    let (reports_arg, work_arg) = (
+        reports.to_string_lossy().into_owned(),
+        work.to_string_lossy().into_owned(),
+    );
+    proxy.clear();
+    proxy.add(Rule::new(Fault::SlowDown).first(3));
+    let (run, _) = run_via(
+        &s3,
+        &proxy,
+        &[
+            "--output",
+            "json",
+            "drill",
+            "run",
+            &drill,
+            "--policies",
+            &policy,
+            "--report-dir",
+            &reports_arg,
+            "--work-dir",
+            &work_arg,
+        ],
+        "debug",
+    );
+    assert!(proxy.count(Fault::SlowDown) >= 3, "the fault never fired");
+    assert_eq!(run.code, 0, "a throttled drill: {run:?}");
+    assert_no_secret(&run, &s3, "drill run");
+    let hits = files_containing(&reports, &marker);
+    assert!(hits.is_empty(), "the secret is in {hits:?}");
+    proxy.clear();
+    for key in s3.list_keys("openova/drills/") {
+        let body = s3.get(&key);
+        assert!(
+            !body.windows(marker.len()).any(|w| w == marker.as_bytes()),
+            "the secret is in the stored record {key}"
+        );
+    }
+
+    // A drill against a store that never answers: one clear error, exit 2, within the bound.
+    proxy.add(Rule::new(Fault::StallBeforeResponse));
+    let (run, took) = run_via(
+        &s3,
+        &proxy,
+        &[
+            "drill",
+            "run",
+            &drill,
+            "--policies",
+            &policy,
+            "--work-dir",
+            &work_arg,
+            "--no-store",
+        ],
+        "error",
+    );
+    assert_clear_error(&run, &s3, "a drill against a silent store");
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(took < BOUND, "took {took:?}: {run:?}");
 }
