@@ -17,6 +17,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 pub mod prefetch;
+pub mod records;
 
 /// Exit code for "not in the archive".
 pub const EXIT_NOT_FOUND: u8 = 1;

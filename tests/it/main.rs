@@ -19,3 +19,4 @@ mod retention_safety;
 mod store;
 mod velero;
 mod wal_get;
+mod wal_records;
