@@ -147,10 +147,23 @@ pub async fn run(args: RestoreArgs, output: Output) -> anyhow::Result<Outcome> {
     };
     let mut plan = pgrestore::plan(server_cat, window, a.to)?;
     plan.relocate(&a.tablespaces)?;
-    let mut report =
-        serde_json::json!({ "schema": "openova.restore/v1", "plan": plan, "dry_run": a.dry_run });
+    let last = pgrestore::check_reachable(store.as_ref(), &plan).await?;
+    let mut report = serde_json::json!({
+        "schema": "openova.restore/v1",
+        "plan": plan,
+        "last_transaction": last,
+        "dry_run": a.dry_run,
+    });
     if output == Output::Text {
         print_plan(&plan, &a.target_dir, a.dry_run);
+        if let Some(t) = &last {
+            println!(
+                "  the archive's last transaction {} at {} (segment {})",
+                if t.committed { "committed" } else { "aborted" },
+                t.time.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                t.segment
+            );
+        }
     }
     if !a.dry_run {
         let progress = report::progress(&format!(

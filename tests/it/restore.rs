@@ -288,12 +288,14 @@ fn tablespaces_are_restored_and_can_be_relocated() {
     assert!(std::fs::read_dir(&moved).unwrap().next().is_some());
 }
 
-/// A target inside the window but after the last archived transaction: PostgreSQL stops with
-/// "recovery ended before configured recovery target was reached"; openova says so in its own
-/// words (newest segment, last transaction, `--to latest`). The target is written as psql prints
-/// a timestamptz, which `--to` takes; a time without a zone is refused with a hint.
+/// A target inside the window (before the newest segment was archived) but after the last
+/// transaction in the WAL: refused before anything is downloaded, naming the last commit's time
+/// as the WAL records it and suggesting `--to latest` (PostgreSQL would otherwise stop with
+/// "recovery ended before configured recovery target was reached" after the whole download).
+/// The target is written as psql prints a timestamptz, which `--to` takes; a time without a zone
+/// is refused with a hint.
 #[test]
-fn a_target_after_the_last_transaction_is_diagnosed() {
+fn a_target_after_the_last_transaction_is_refused_before_download() {
     let s3 = S3Server::start(S3Kind::S3sFs);
     let server = unique_name("pgend");
     let pg = Postgres::start(&s3, &server);
@@ -312,14 +314,35 @@ fn a_target_after_the_last_transaction_is_diagnosed() {
     let target = (last_commit + chrono::TimeDelta::milliseconds(1200))
         .format("%Y-%m-%d %H:%M:%S%.6f+00")
         .to_string();
-    let (run, _) = restore_started(&s3, &server, &target, &work.path().join("past"));
+    let past = work.path().join("past");
+    let (run, _) = restore_started(&s3, &server, &target, &past);
     assert_eq!(run.code, 2, "{run:?}");
     assert!(
-        run.stderr.contains("recovery ended before the target")
-            && run.stderr.contains("the newest archived WAL segment is")
-            && run.stderr.contains("restore with --to latest"),
+        run.stderr
+            .contains("is after the last transaction the archive holds")
+            && run.stderr.contains("it committed at ")
+            && run.stderr.contains("Restore with --to latest"),
         "{run:?}"
     );
+    assert!(!past.exists(), "nothing is downloaded before the refusal");
+    // The time it names is the commit's, to the microsecond: a little after the sentinel's
+    // clock_timestamp(), and a target at it is accepted (a dry run: the plan only).
+    let named = run
+        .stderr
+        .split("it committed at ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .expect("a time");
+    let named = chrono::DateTime::parse_from_rfc3339(named)
+        .expect("RFC 3339")
+        .to_utc();
+    assert!(
+        named >= last_commit && named < last_commit + chrono::TimeDelta::seconds(1),
+        "last commit {named} vs the row's time {last_commit}"
+    );
+    let at = named.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let run = restore(&s3, &server, &at, &work.path().join("at"), &["--dry-run"]);
+    assert_eq!(run.code, 0, "{run:?}");
 
     let naive = &target[..target.len() - 3];
     let run = restore(

@@ -2,6 +2,7 @@
 //! which WAL, how many bytes), fetching and extracting the base backup, the recovery settings;
 //! [`local`] carries a plan out on this machine.
 
+pub mod horizon;
 pub mod local;
 
 use crate::barman::{BaseBackup, ServerCatalog, Window, window::Range};
@@ -147,10 +148,82 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// Boxed: the largest variant.
+    #[error(transparent)]
+    AfterLastTransaction(Box<AfterLast>),
     #[error("target directory {0} is not empty; restore into an empty or new directory")]
     NotEmpty(PathBuf),
     #[error(transparent)]
     Store(#[from] store::Error),
+}
+
+/// A target time after the last transaction of the archive.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "target {target} is after the last transaction the archive holds for {server}: it {how} \
+     at {last} (LSN {lsn}, in segment {segment}); PostgreSQL could not reach the target and \
+     would stop there. Restore with --to latest, or give a time up to {last}"
+)]
+pub struct AfterLast {
+    pub server: String,
+    pub target: String,
+    pub how: &'static str,
+    pub last: String,
+    pub lsn: String,
+    pub segment: String,
+}
+
+/// The last transaction the WAL of a plan holds (see [`horizon`]).
+#[derive(Debug, Clone, Serialize)]
+pub struct LastTransaction {
+    pub segment: String,
+    pub time: DateTime<Utc>,
+    pub lsn: String,
+    pub committed: bool,
+}
+
+/// Reads the last transaction on the plan's timeline and refuses a target time after it,
+/// before anything is downloaded. WAL that cannot be read is no refusal: the restore goes on
+/// (a warning says why), and PostgreSQL's own end is diagnosed after replay.
+pub async fn check_reachable(
+    store: &dyn store::ObjectStore,
+    plan: &Plan,
+) -> Result<Option<LastTransaction>, Error> {
+    let found = match horizon::last_transaction(store, &plan.server, &plan.wal_to).await {
+        Ok(found) => found,
+        Err(why) => {
+            tracing::warn!(segment = %plan.wal_to, %why, "cannot read the last transaction time from the archived WAL");
+            return Ok(None);
+        }
+    };
+    let Some((segment, t)) = found else {
+        return Ok(None);
+    };
+    let last = LastTransaction {
+        segment,
+        time: t.time,
+        lsn: crate::wal::records::lsn(t.lsn),
+        committed: t.committed,
+    };
+    if let Target::Time(target) = plan.target
+        && target > last.time
+    {
+        return Err(Error::AfterLastTransaction(Box::new(AfterLast {
+            server: plan.server.clone(),
+            target: time(target),
+            how: if last.committed {
+                "committed"
+            } else {
+                "aborted"
+            },
+            last: last
+                .time
+                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            lsn: last.lsn,
+            segment: last.segment,
+        })));
+    }
+    Ok(Some(last))
 }
 
 fn describe(window: &Window) -> String {

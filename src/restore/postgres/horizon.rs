@@ -1,0 +1,94 @@
+//! The end of what a restore can reach: the time of the last transaction the archive's WAL
+//! holds, read from the newest segments of the plan's timeline (see `wal::records`). A target
+//! after it would make PostgreSQL stop with "recovery ended before configured recovery target
+//! was reached" once the whole base backup is down; checked first, it costs one or two segment
+//! downloads instead.
+
+use crate::store::ObjectStore;
+use crate::wal;
+use crate::wal::records::{self, LastTransaction, Segment};
+
+/// Segments read back from the newest before giving up on finding a transaction (a quiet
+/// database archiving on `archive_timeout` writes segments with no commit in them).
+const LOOK_BACK: usize = 8;
+
+/// The last transaction in the WAL up to and including `last_segment` (24 hex digits), and
+/// the segment it is in; `Ok(None)` when the newest segments hold none. Reads at most
+/// [`LOOK_BACK`] segments, two at a time (so that a record crossing into a segment is whole).
+pub async fn last_transaction(
+    store: &dyn ObjectStore,
+    server: &str,
+    last_segment: &str,
+) -> Result<Option<(String, LastTransaction)>, String> {
+    let mut newer: Option<(String, Vec<u8>)> = None;
+    let mut name = last_segment.to_string();
+    for _ in 0..LOOK_BACK {
+        let data = wal::fetch(store, server, &name)
+            .await
+            .map_err(|e| e.to_string())?;
+        let Some(data) = data else {
+            break;
+        };
+        let mut segs = vec![Segment {
+            name: &name,
+            data: &data,
+        }];
+        if let Some((n, d)) = &newer {
+            segs.push(Segment { name: n, data: d });
+        }
+        if let Some(t) = records::last_transaction(&segs).map_err(|e| e.to_string())? {
+            let at = segs
+                .iter()
+                .rev()
+                .find(|s| starts_at(s) <= t.lsn)
+                .map_or(name.clone(), |s| s.name.to_string());
+            return Ok(Some((at, t)));
+        }
+        let Some(prev) = previous(&name) else { break };
+        newer = Some((name, data));
+        name = prev;
+    }
+    Ok(None)
+}
+
+/// The LSN a segment starts at, from its first page header.
+fn starts_at(s: &Segment<'_>) -> u64 {
+    s.data
+        .get(8..16)
+        .and_then(|b| b.try_into().ok())
+        .map_or(0, u64::from_le_bytes)
+}
+
+/// The segment before `name` on its timeline (16 MiB segments number 256 per log).
+fn previous(name: &str) -> Option<String> {
+    if name.len() != 24 || !name.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let tl = &name[..8];
+    let log = u64::from_str_radix(&name[8..16], 16).ok()?;
+    let seg = u64::from_str_radix(&name[16..24], 16).ok()?;
+    let (log, seg) = match (log, seg) {
+        (0, 0) => return None,
+        (l, 0) => (l - 1, 0xFF),
+        (l, s) => (l, s - 1),
+    };
+    Some(format!("{tl}{log:08X}{seg:08X}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn previous_segments() {
+        assert_eq!(
+            previous("000000020000000100000000").as_deref(),
+            Some("0000000200000000000000FF")
+        );
+        assert_eq!(
+            previous("000000010000000000000005").as_deref(),
+            Some("000000010000000000000004")
+        );
+        assert_eq!(previous("000000010000000000000000"), None);
+    }
+}
