@@ -10,6 +10,7 @@ pub mod cli;
 pub mod drill;
 pub mod location;
 pub mod policy;
+pub mod render;
 pub mod report;
 pub mod restore;
 pub mod retention;

@@ -3,6 +3,7 @@
 
 mod catalog;
 mod drill;
+mod render;
 mod restore;
 mod retention;
 mod status;
@@ -67,6 +68,8 @@ pub enum Command {
     Retention(retention::RetentionArgs),
     /// DR drills: restore every point of the recovery window for real, check it, record RTO and RPO.
     Drill(drill::DrillArgs),
+    /// Render the backup layer as Kubernetes manifests (Velero, CNPG, openova's CronJobs and RBAC) from the policies.
+    Render(render::RenderArgs),
     /// Restore from the object store alone (the cluster may be gone).
     Restore(restore::RestoreArgs),
     /// PostgreSQL restore_command: fetch one WAL file from a Barman Cloud archive (exit 0 found, 1 not found, 255 error).
@@ -106,6 +109,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::WalPrefetch(a) => wal_get::run_prefetch(a).await,
         Command::Restore(a) => restore::run(a, cli.output).await,
         Command::Drill(a) => drill::run(a, cli.output).await,
+        Command::Render(a) => render::run(a),
     }
 }
 
