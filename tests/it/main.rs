@@ -11,6 +11,7 @@ mod drill;
 mod drill_page;
 mod errors;
 mod harness;
+mod kube;
 mod render;
 mod restore;
 mod restore_velero;

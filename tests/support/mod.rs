@@ -17,6 +17,7 @@
 #![allow(dead_code)]
 
 pub mod barman;
+pub mod kube;
 pub mod postgres;
 pub mod s3;
 pub mod velero_fixture;
