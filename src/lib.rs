@@ -7,6 +7,7 @@
 pub mod barman;
 pub mod catalog;
 pub mod cli;
+pub mod cluster;
 pub mod drill;
 pub mod location;
 pub mod policy;

@@ -1,6 +1,7 @@
 //! Command-line definitions. Each subcommand lives in its own file and only wires the library's
 //! modules together. Exit codes: 0 all good, 1 a policy or check failed, 2 an error.
 
+mod apply;
 mod catalog;
 mod drill;
 mod render;
@@ -68,6 +69,8 @@ pub enum Command {
     Retention(retention::RetentionArgs),
     /// DR drills: restore every point of the recovery window for real, check it, record RTO and RPO.
     Drill(drill::DrillArgs),
+    /// Server-side apply (field manager openova) of a folder `openova render` wrote.
+    Apply(apply::ApplyArgs),
     /// Render the backup layer as Kubernetes manifests (Velero, CNPG, openova's CronJobs and RBAC) from the policies.
     Render(render::RenderArgs),
     /// Restore from the object store alone (the cluster may be gone).
@@ -110,6 +113,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Restore(a) => restore::run(a, cli.output).await,
         Command::Drill(a) => drill::run(a, cli.output).await,
         Command::Render(a) => render::run(a),
+        Command::Apply(a) => apply::run(a, cli.output).await,
     }
 }
 

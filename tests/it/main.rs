@@ -7,6 +7,7 @@ mod support;
 mod capture;
 mod catalog;
 mod cli;
+mod cluster_apply;
 mod drill;
 mod drill_page;
 mod errors;
