@@ -110,7 +110,7 @@ fn cluster_patch(p: &PostgresPolicy) -> Doc {
         comment: format!(
             "Patch of CNPG Cluster {ns}/{c}: the Barman Cloud plugin archives its WAL into ObjectStore {os} \
              under server folder {server}. A strategic-merge patch for the kustomization that owns the Cluster, \
-             or a partial object for server-side apply (`openova apply`). spec.plugins is an atomic list: the \
+             or a partial object for server-side apply (`kubectl apply --server-side`). spec.plugins is an atomic list: the \
              patch sets all of it. The Cluster must not also have spec.backup.barmanObjectStore.",
             ns = p.cluster.namespace,
             c = p.cluster.name,

@@ -212,7 +212,7 @@ fn assemble(docs: Vec<Doc>) -> Result<Rendered> {
     let yaml = serde_norway::to_string(&kustomization).map_err(Error::Yaml)?;
     let comment = "Flux (or `kubectl apply -k`) applies this folder as is. The Cluster patches in \
                    patches/ are not listed: they change CNPG Clusters the platform owns; add them to \
-                   the kustomization that owns each Cluster, or let `openova apply` merge them.";
+                   the kustomization that owns each Cluster, or apply them server-side (`kubectl apply --server-side -f patches/`).";
     out.files.insert(
         "kustomization.yaml".into(),
         format!("{}{yaml}", header(comment)),
