@@ -339,6 +339,14 @@ impl KubeTestBed {
 
     fn write_files(&mut self) {
         self.port = free_port();
+        self.write_kubeconfig();
+        // Every request, at Metadata level: who asked for what, and the answer's code.
+        let audit = "apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\nrules:\n- level: Metadata\n";
+        std::fs::write(self.dir().join("audit-policy.yaml"), audit)
+            .expect("write the audit policy");
+    }
+
+    fn write_kubeconfig(&self) {
         let pki = self.dir().join("pki");
         let kubeconfig = format!(
             "apiVersion: v1\nkind: Config\nclusters:\n- name: testbed\n  cluster:\n    server: {server}\n    \
@@ -351,10 +359,6 @@ impl KubeTestBed {
             key = pki.join("admin.key").display(),
         );
         std::fs::write(self.kubeconfig(), kubeconfig).expect("write the admin kubeconfig");
-        // Every request, at Metadata level: who asked for what, and the answer's code.
-        let audit = "apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\nrules:\n- level: Metadata\n";
-        std::fs::write(self.dir().join("audit-policy.yaml"), audit)
-            .expect("write the audit policy");
     }
 
     fn spawn(&mut self, name: &'static str, cmd: &mut Command) {
@@ -418,7 +422,46 @@ impl KubeTestBed {
         }
     }
 
+    /// Starts kube-apiserver and waits for `/readyz`. Its port is picked before it starts, so another
+    /// process may take it first: on "address already in use" it is started again on another port.
     fn start_apiserver(&mut self) {
+        for attempt in 1..=3 {
+            self.spawn_apiserver();
+            let mut last = String::new();
+            let ready = poll(Duration::from_secs(60), Duration::from_millis(250), || {
+                if let Some(Ok(Some(status))) = self.procs.last_mut().map(|p| p.child.try_wait()) {
+                    return Some(Err(status));
+                }
+                let out = self.kubectl(&["get", "--raw", "/readyz"]);
+                last = format!(
+                    "{}{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                out.status.success().then_some(Ok(()))
+            });
+            match ready {
+                Some(Ok(())) => return,
+                Some(Err(_)) if attempt < 3 && self.apiserver_port_taken() => {
+                    self.procs.pop();
+                    self.port = free_port();
+                    self.write_kubeconfig();
+                }
+                Some(Err(status)) => {
+                    self.fail(&format!("kube-apiserver exited early with {status}"))
+                }
+                None => self.fail(&format!("kube-apiserver not ready within 60 s: {last}")),
+            }
+        }
+    }
+
+    fn apiserver_port_taken(&self) -> bool {
+        self.procs
+            .last()
+            .is_some_and(|p| tail(&p.log, 40).contains("address already in use"))
+    }
+
+    fn spawn_apiserver(&mut self) {
         let pki = self.dir().join("pki");
         let p = |f: &str| pki.join(f).display().to_string();
         let etcd = self.etcd_url.clone();
@@ -460,20 +503,6 @@ impl KubeTestBed {
                 .args(["--service-cluster-ip-range", "10.0.0.0/24"])
                 .args(["--allow-privileged=true", "--v=1"]),
         );
-        let mut last = String::new();
-        let ok = poll(Duration::from_secs(60), Duration::from_millis(250), || {
-            self.check_alive();
-            let out = self.kubectl(&["get", "--raw", "/readyz"]);
-            last = format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-            out.status.success().then_some(())
-        });
-        if ok.is_none() {
-            self.fail(&format!("kube-apiserver not ready within 60 s: {last}"));
-        }
     }
 
     fn start_controller_manager(&mut self) {
