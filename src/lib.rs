@@ -7,9 +7,11 @@
 pub mod barman;
 pub mod catalog;
 pub mod cli;
+pub mod cluster;
 pub mod drill;
 pub mod location;
 pub mod policy;
+pub mod render;
 pub mod report;
 pub mod restore;
 pub mod retention;

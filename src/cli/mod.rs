@@ -1,8 +1,10 @@
 //! Command-line definitions. Each subcommand lives in its own file and only wires the library's
 //! modules together. Exit codes: 0 all good, 1 a policy or check failed, 2 an error.
 
+mod apply;
 mod catalog;
 mod drill;
+mod render;
 mod restore;
 mod retention;
 mod status;
@@ -67,6 +69,10 @@ pub enum Command {
     Retention(retention::RetentionArgs),
     /// DR drills: restore every point of the recovery window for real, check it, record RTO and RPO.
     Drill(drill::DrillArgs),
+    /// Server-side apply (field manager openova) of a folder `openova render` wrote.
+    Apply(apply::ApplyArgs),
+    /// Render the backup layer as Kubernetes manifests (Velero, CNPG, openova's CronJobs and RBAC) from the policies.
+    Render(render::RenderArgs),
     /// Restore from the object store alone (the cluster may be gone).
     Restore(restore::RestoreArgs),
     /// PostgreSQL restore_command: fetch one WAL file from a Barman Cloud archive (exit 0 found, 1 not found, 255 error).
@@ -106,6 +112,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::WalPrefetch(a) => wal_get::run_prefetch(a).await,
         Command::Restore(a) => restore::run(a, cli.output).await,
         Command::Drill(a) => drill::run(a, cli.output).await,
+        Command::Render(a) => render::run(a),
+        Command::Apply(a) => apply::run(a, cli.output).await,
     }
 }
 

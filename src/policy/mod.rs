@@ -352,8 +352,20 @@ fn with_path<T: serde::de::DeserializeOwned>(value: serde_norway::Value) -> Resu
     })
 }
 
+/// A policy file as read from disk: its path and its text. `render` puts the text in a ConfigMap as is.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub path: PathBuf,
+    pub text: String,
+}
+
 /// Loads a policy file, or every `*.yaml`/`*.yml` file of a folder (sorted), rejecting duplicate names.
 pub fn load(path: &Path) -> Result<Vec<Loaded>> {
+    parse_all(path, &read_sources(path)?)
+}
+
+/// Reads a policy file, or every `*.yaml`/`*.yml` file of a folder, sorted by path.
+pub fn read_sources(path: &Path) -> Result<Vec<Source>> {
     let read = |p: &Path| {
         std::fs::read_to_string(p).map_err(|cause| Error::Read {
             path: p.to_path_buf(),
@@ -374,10 +386,22 @@ pub fn load(path: &Path) -> Result<Vec<Loaded>> {
     } else {
         vec![path.to_path_buf()]
     };
+    files
+        .into_iter()
+        .map(|f| {
+            let text = read(&f)?;
+            Ok(Source { path: f, text })
+        })
+        .collect()
+}
+
+/// Parses the sources read from `path` (named in the error when there is no policy at all),
+/// rejecting duplicate names.
+pub fn parse_all(path: &Path, sources: &[Source]) -> Result<Vec<Loaded>> {
     let mut all: Vec<Loaded> = Vec::new();
     let mut seen: BTreeMap<String, String> = BTreeMap::new();
-    for f in &files {
-        for l in parse_file(f, &read(f)?)? {
+    for f in sources {
+        for l in parse_file(&f.path, &f.text)? {
             if let Some(first) = seen.insert(l.policy.name().to_string(), l.source.clone()) {
                 return Err(Error::Duplicate {
                     name: l.policy.name().to_string(),

@@ -54,6 +54,30 @@ impl Schedule {
     pub fn expr(&self) -> &str {
         &self.expr
     }
+
+    /// The 5-field form for robfig/cron's standard parser (Velero's `Schedule.spec.schedule`): the
+    /// same fields with numeric weekdays as names, because robfig/cron numbers them 0-6 and refuses 7,
+    /// which cron(8) (and this module) read as Sunday.
+    #[must_use]
+    pub fn five_fields(&self) -> String {
+        let f: Vec<&str> = self.expr.split_whitespace().collect();
+        format!(
+            "{} {} {} {} {}",
+            f[0],
+            f[1],
+            f[2],
+            f[3],
+            weekday_names(f[4])
+        )
+    }
+
+    /// The 6-field form, seconds first, that CNPG's `ScheduledBackup.spec.schedule` wants:
+    /// `"0 2 * * *"` becomes `"0 0 2 * * *"`. A 5-field string passed through would be read with its
+    /// minute as the seconds field and run at the wrong times.
+    #[must_use]
+    pub fn six_fields(&self) -> String {
+        format!("0 {}", self.five_fields())
+    }
 }
 
 /// `1-5` -> `MON-FRI`; steps (`*/2`) keep their numbers.
@@ -118,6 +142,18 @@ mod tests {
         );
         assert_eq!(weekday_names("1-5"), "MON-FRI");
         assert_eq!(weekday_names("*/2"), "*/2");
+    }
+
+    #[test]
+    fn five_and_six_field_forms() {
+        let s = Schedule::parse("0 2 * * *").unwrap();
+        assert_eq!(s.five_fields(), "0 2 * * *");
+        assert_eq!(s.six_fields(), "0 0 2 * * *");
+        let s = Schedule::parse("30 4 * * 7").unwrap();
+        assert_eq!(s.five_fields(), "30 4 * * SUN");
+        assert_eq!(s.six_fields(), "0 30 4 * * SUN");
+        let s = Schedule::parse("*/15 * * * 1-5").unwrap();
+        assert_eq!(s.six_fields(), "0 */15 * * * MON-FRI");
         assert_eq!(weekday_names("0,7"), "SUN,SUN");
     }
 

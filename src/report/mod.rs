@@ -80,7 +80,9 @@ pub fn progress(msg: &str) -> Arc<dyn Progress> {
 
 /// The AWS SDK warns about every credential provider it tries and skips (IMDS on a laptop, ...);
 /// openova reports the failure that matters itself, so the SDK's own warnings stay off.
-const DEFAULT_LOG: &str = "warn,aws_config=error,aws_smithy_runtime=error,aws_sdk_s3=error";
+/// kube's client logs a failed connection as an error before returning it; openova reports it itself.
+const DEFAULT_LOG: &str =
+    "warn,aws_config=error,aws_smithy_runtime=error,aws_sdk_s3=error,kube_client=off";
 
 /// What stays quiet whatever level `OPENOVA_LOG` asks for, unless it names the target
 /// (`OPENOVA_LOG=debug,aws_smithy_runtime=debug`; the more specific directive wins): at debug the SDK and the HTTP stack below it
@@ -92,6 +94,7 @@ const QUIET: &[(&str, &str)] = &[
     ("hyper", "warn"),
     ("h2", "warn"),
     ("rustls", "warn"),
+    ("kube_client", "off"),
 ];
 
 /// The filter for an `OPENOVA_LOG` value (`None`: unset): its directives, then [`QUIET`]'s for

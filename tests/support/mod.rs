@@ -9,9 +9,12 @@
 //! - [`barman`]: running the other `barman-cloud-*` tools against a server.
 //! - [`fault_proxy`]: a TCP proxy in front of a real S3 server that stalls, resets, cuts, throttles,
 //!   corrupts or slows chosen requests.
+//! - [`kube`]: etcd and kube-apiserver (and optionally kube-controller-manager) on loopback, the real
+//!   Velero, CNPG and Barman Cloud CRDs, and `velero server` with its AWS plugin against an S3 server.
+//!   No kubelet runs, so no pod ever starts.
 //!
 //! `scripts/setup` installs all of them. The support code depends on std, `tempfile`, `serde_json`
-//! and `socket2` (a reset with SO_LINGER 0) only;
+//! and `socket2` (a reset with SO_LINGER 0) only (`kube` also runs the `openssl` command);
 //! it knows nothing of the `openova` crate's types.
 //!
 //! Environment knobs: `OPENOVA_TEST_S3` (`s3s`, the default, or `versitygw`), `OPENOVA_S3S_FS_BIN`,
@@ -21,6 +24,7 @@
 
 pub mod barman;
 pub mod fault_proxy;
+pub mod kube;
 pub mod postgres;
 pub mod s3;
 pub mod velero_fixture;

@@ -1,0 +1,269 @@
+//! openova itself in the cluster: its Namespace, ServiceAccount, least-privilege RBAC, the policies
+//! (and drills) as ConfigMaps, and the CronJobs (`openova cron` every 15 minutes, each drill weekly).
+
+use super::{Doc, Input, NAMESPACE, Options, VELERO_NAMESPACE, file_name, labels, meta, secrets};
+use crate::drill::def as drill_def;
+use crate::policy::{Loaded, Policy};
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
+
+const SERVICE_ACCOUNT: &str = "openova";
+const POLICIES_DIR: &str = "/etc/openova/policies";
+const DRILLS_DIR: &str = "/etc/openova/drills";
+/// openova's CronJob: status, then retention under the lease, every 15 minutes.
+const CRON_SCHEDULE: &str = "*/15 * * * *";
+/// Drills: weekly, Sunday 04:00 UTC (after the nightly backups of the shipped policies).
+const DRILL_SCHEDULE: &str = "0 4 * * 0";
+
+pub(super) fn docs(
+    policies: &[Loaded],
+    input: &Input,
+    drills: &[drill_def::Loaded],
+    opts: &Options,
+) -> Vec<Doc> {
+    let mut docs = vec![namespace(), service_account()];
+    docs.extend(rbac(policies));
+    docs.push(config_map(
+        "openova-policies",
+        "openova/configmap-policies.yaml",
+        &input.policies,
+        "The policy files, as reviewed, mounted into openova's pods.",
+    ));
+    docs.push(cron_job(
+        "openova-cron",
+        CRON_SCHEDULE,
+        &["cron"],
+        false,
+        opts,
+        "`openova cron` every 15 minutes: status of every policy, then retention under the lease; exit code \
+         the worst result.",
+    ));
+    if !drills.is_empty() {
+        docs.push(config_map(
+            "openova-drills",
+            "openova/configmap-drills.yaml",
+            &input.drills,
+            "The drill files, as reviewed, mounted into the drill CronJobs.",
+        ));
+    }
+    for d in drills {
+        let name = &d.drill.name;
+        docs.push(cron_job(
+            &format!("openova-drill-{name}"),
+            DRILL_SCHEDULE,
+            &["drill", "run", "--drills", DRILLS_DIR, "--name", name],
+            true,
+            opts,
+            &format!("The DR drill {name}, weekly (Sunday 04:00 UTC), offline: it restores from the bucket alone."),
+        ));
+    }
+    docs
+}
+
+fn namespace() -> Doc {
+    Doc {
+        path: "openova/namespace.yaml".into(),
+        in_kustomization: true,
+        comment: "openova's namespace.".into(),
+        value: json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": meta(NAMESPACE, None, None) }),
+    }
+}
+
+fn service_account() -> Doc {
+    Doc {
+        path: "openova/serviceaccount.yaml".into(),
+        in_kustomization: true,
+        comment: "The identity openova's CronJobs run as; RBAC grants it only what openova calls."
+            .into(),
+        value: json!({
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": meta(SERVICE_ACCOUNT, Some(NAMESPACE), None),
+            "automountServiceAccountToken": true,
+        }),
+    }
+}
+
+/// One Role (and RoleBinding) in Velero's namespace and one in each CNPG cluster's namespace. No
+/// ClusterRole: openova makes no cluster-scoped call, and no call in any other namespace.
+fn rbac(policies: &[Loaded]) -> Vec<Doc> {
+    let mut docs = Vec::new();
+    if policies
+        .iter()
+        .any(|l| matches!(l.policy, Policy::VeleroPolicy(_)))
+    {
+        let rules = json!([
+            // backup --wait creates a Backup from a Schedule's template and follows it; retention
+            // lists the Backups the cluster knows (those go through a DeleteBackupRequest).
+            { "apiGroups": ["velero.io"], "resources": ["backups"], "verbs": ["create", "get", "list", "watch"] },
+            // Retention deletes a known backup the way Velero does, and waits for it to be handled.
+            { "apiGroups": ["velero.io"], "resources": ["deletebackuprequests"], "verbs": ["create", "get", "list", "watch"] },
+            // backup reads the Schedule whose template it copies.
+            { "apiGroups": ["velero.io"], "resources": ["schedules"], "verbs": ["get", "list"] },
+            // status and backup read whether the location is Available and writable.
+            { "apiGroups": ["velero.io"], "resources": ["backupstoragelocations"], "verbs": ["get", "list"] },
+        ]);
+        docs.extend(role(
+            VELERO_NAMESPACE,
+            "velero",
+            &rules,
+            "What openova calls in Velero's namespace: Backups (create and follow), DeleteBackupRequests \
+             (retention the way Velero deletes), Schedules and BackupStorageLocations (read).",
+        ));
+    }
+    let namespaces: BTreeSet<&str> = policies
+        .iter()
+        .filter_map(|l| match &l.policy {
+            Policy::PostgresPolicy(p) => Some(p.cluster.namespace.as_str()),
+            Policy::VeleroPolicy(_) => None,
+        })
+        .collect();
+    for ns in namespaces {
+        let rules = json!([
+            // backup creates a CNPG Backup (method plugin) and follows it to its end.
+            { "apiGroups": ["postgresql.cnpg.io"], "resources": ["backups"], "verbs": ["create", "get", "list", "watch"] },
+            // backup checks that the Cluster exists and has the Barman Cloud plugin as WAL archiver.
+            { "apiGroups": ["postgresql.cnpg.io"], "resources": ["clusters"], "verbs": ["get"] },
+        ]);
+        docs.extend(role(
+            ns,
+            ns,
+            &rules,
+            &format!(
+                "What openova calls in namespace {ns}: CNPG Backups (create and follow) and the Cluster (read)."
+            ),
+        ));
+    }
+    docs
+}
+
+fn role(ns: &str, file: &str, rules: &Value, comment: &str) -> Vec<Doc> {
+    let role = json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": meta("openova", Some(ns), None),
+        "rules": rules.clone(),
+    });
+    let binding = json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": meta("openova", Some(ns), None),
+        "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "openova" },
+        "subjects": [{ "kind": "ServiceAccount", "name": SERVICE_ACCOUNT, "namespace": NAMESPACE }],
+    });
+    vec![
+        Doc {
+            path: format!("openova/role-{file}.yaml"),
+            in_kustomization: true,
+            comment: comment.into(),
+            value: role,
+        },
+        Doc {
+            path: format!("openova/rolebinding-{file}.yaml"),
+            in_kustomization: true,
+            comment: format!(
+                "Grants Role {ns}/openova to ServiceAccount {NAMESPACE}/{SERVICE_ACCOUNT}."
+            ),
+            value: binding,
+        },
+    ]
+}
+
+fn config_map(name: &str, path: &str, sources: &[crate::policy::Source], comment: &str) -> Doc {
+    let mut data = serde_json::Map::new();
+    for s in sources {
+        data.insert(file_name(&s.path), Value::String(s.text.clone()));
+    }
+    Doc {
+        path: path.into(),
+        in_kustomization: true,
+        comment: comment.into(),
+        value: json!({
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": meta(name, Some(NAMESPACE), None),
+            "data": data,
+        }),
+    }
+}
+
+fn cron_job(
+    name: &str,
+    schedule: &str,
+    args: &[&str],
+    drills: bool,
+    opts: &Options,
+    comment: &str,
+) -> Doc {
+    let secret_env = |var: &str| json!({ "name": var, "valueFrom": { "secretKeyRef": { "name": secrets::OPENOVA, "key": var } } });
+    let mut env = vec![json!({ "name": "OPENOVA_POLICIES", "value": POLICIES_DIR })];
+    if let Some(endpoint) = &opts.endpoint {
+        env.push(json!({ "name": "OPENOVA_S3_ENDPOINT", "value": endpoint }));
+    }
+    env.push(secret_env("AWS_ACCESS_KEY_ID"));
+    env.push(secret_env("AWS_SECRET_ACCESS_KEY"));
+    let mut mounts = vec![
+        json!({ "name": "policies", "mountPath": POLICIES_DIR, "readOnly": true }),
+        json!({ "name": "tmp", "mountPath": "/tmp" }),
+    ];
+    let mut volumes = vec![
+        json!({ "name": "policies", "configMap": { "name": "openova-policies" } }),
+        json!({ "name": "tmp", "emptyDir": {} }),
+    ];
+    if drills {
+        mounts.push(json!({ "name": "drills", "mountPath": DRILLS_DIR, "readOnly": true }));
+        volumes.push(json!({ "name": "drills", "configMap": { "name": "openova-drills" } }));
+    }
+    let pod = json!({
+        "metadata": { "labels": labels(None) },
+        "spec": {
+            "serviceAccountName": SERVICE_ACCOUNT,
+            "restartPolicy": "Never",
+            "securityContext": {
+                "runAsNonRoot": true,
+                "runAsUser": 65532,
+                "runAsGroup": 65532,
+                "seccompProfile": { "type": "RuntimeDefault" },
+            },
+            "containers": [{
+                "name": "openova",
+                "image": opts.image,
+                "args": args,
+                "env": env,
+                "securityContext": {
+                    "allowPrivilegeEscalation": false,
+                    "readOnlyRootFilesystem": true,
+                    "capabilities": { "drop": ["ALL"] },
+                },
+                "volumeMounts": mounts,
+            }],
+            "volumes": volumes,
+        },
+    });
+    let value = json!({
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": meta(name, Some(NAMESPACE), None),
+        "spec": {
+            "schedule": schedule,
+            "timeZone": "Etc/UTC",
+            // A run still going when the next is due is not doubled (retention takes a lease anyway).
+            "concurrencyPolicy": "Forbid",
+            "successfulJobsHistoryLimit": 3,
+            "failedJobsHistoryLimit": 3,
+            "jobTemplate": { "spec": { "backoffLimit": 0, "template": pod } },
+        },
+    });
+    Doc {
+        path: format!(
+            "openova/cronjob-{}.yaml",
+            name.trim_start_matches("openova-")
+        ),
+        in_kustomization: true,
+        comment: format!(
+            "{comment} S3 credentials: Secret {NAMESPACE}/{} (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY), never in this file.",
+            secrets::OPENOVA
+        ),
+        value,
+    }
+}
