@@ -640,8 +640,9 @@ impl Crash<'_> {
         openova(Some(self.s3), &["status", "--policies", &self.policy])
     }
 
-    /// From the state a killed run left (`label` says which): `status` reads it, a held lease
-    /// refuses the next run until it expires, and the next run converges to [`Self::expected`].
+    /// From the state a killed run left (`label` says which): `status` reads it, a lease of
+    /// another machine refuses the next run until it expires (one of this machine whose process
+    /// is gone does not), and the next run converges to [`Self::expected`].
     fn recover(&self, label: &str) {
         let s3 = self.s3;
         let left = keys_fs(s3);
@@ -662,25 +663,41 @@ impl Crash<'_> {
             "{label}: status reads the store a killed run left ({state}): {run:?}"
         );
         if left.contains(LEASE) {
-            // The killed run's lease is honoured until it expires (10 minutes)...
-            let run = openova(Some(s3), &self.apply());
-            assert_eq!(run.code, 1, "{label}: {run:?}");
-            assert!(
-                run.stdout.contains("already running on"),
-                "{label}: {run:?}"
-            );
-            // ...so let it expire (its expiry rewritten into the past): the next run takes it
-            // over.
             let old: serde_json::Value =
                 serde_json::from_slice(&std::fs::read(bucket_dir(s3).join(LEASE)).unwrap())
                     .unwrap();
-            let since: DateTime<Utc> = serde_json::from_value(old["since"].clone()).unwrap();
-            let owner = old["owner"].as_str().unwrap();
-            put_fs(
-                s3,
-                LEASE,
-                &holder(owner, since, Utc::now() - TimeDelta::seconds(1)),
-            );
+            let owner = old["owner"].as_str().unwrap_or_default().to_string();
+            let here = std::fs::read_to_string("/etc/hostname")
+                .map(|h| h.trim().to_string())
+                .ok();
+            let host = std::env::var("HOSTNAME").ok().or(here).unwrap_or_default();
+            let local = owner.split_once('@').is_some_and(|(_, h)| h == host);
+            if local {
+                // A run of this machine, killed: its process is gone, so the next run takes
+                // its lease over at once instead of waiting 10 minutes for it to expire.
+                let pid = owner.split('@').next().unwrap_or_default();
+                assert!(
+                    !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+                    "{label}: the killed run {pid} still runs"
+                );
+            } else {
+                // Another machine's run (a CronJob pod): its lease is honoured until it
+                // expires (10 minutes)...
+                let run = openova(Some(s3), &self.apply());
+                assert_eq!(run.code, 1, "{label}: {run:?}");
+                assert!(
+                    run.stdout.contains("already running on"),
+                    "{label}: {run:?}"
+                );
+                // ...so let it expire (its expiry rewritten into the past): the next run takes
+                // it over.
+                let since: DateTime<Utc> = serde_json::from_value(old["since"].clone()).unwrap();
+                put_fs(
+                    s3,
+                    LEASE,
+                    &holder(&owner, since, Utc::now() - TimeDelta::seconds(1)),
+                );
+            }
         }
         // Default --grace (24h): data a kill left without its backup.info is as old as its
         // backup (days), so it is an orphan already and this run finishes the deletion.
