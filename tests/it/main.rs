@@ -10,6 +10,7 @@ mod cli;
 mod drill;
 mod drill_page;
 mod errors;
+mod golden_archive;
 mod harness;
 mod restore;
 mod restore_velero;
