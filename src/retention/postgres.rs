@@ -296,16 +296,16 @@ fn wal_deletion(
         let mut a = run.first;
         while let Some((p, key, size)) = odd.next_if(|o| o.0 <= run.last) {
             bytes += size;
-            mark(*p, *p);
             if *p < a {
                 keys.push((*key).clone());
+                mark(*p, *p);
                 continue;
             }
             if *p > a {
                 keys.push_segments(&cat.keys, tl, a, p - 1, &run.shape);
                 mark(a, p - 1);
-                mark(*p, *p);
             }
+            mark(*p, *p);
             // Files of a position inside the run go where their keys sort among the segment's.
             let seg = cat.keys.key(tl, *p, &run.shape);
             if key.as_str() < seg.as_str() {

@@ -218,3 +218,41 @@ async fn executor_deletes_descriptors_before_any_data() {
     assert_eq!(summary.backups, 2);
     assert_eq!(summary.objects, want.len());
 }
+
+/// `.backup` and `.partial` files among the WAL that goes are named in key order, position first,
+/// and the deletion is named from its first position to its last.
+#[test]
+fn wal_deletions_interleave_odd_files_in_key_order() {
+    use crate::barman::testkit::{SIZE, seg_key};
+    let mut cat = four();
+    let odd = [
+        "srv/wals/0000000100000000/000000010000000000000005.partial",
+        "srv/wals/0000000100000000/000000010000000000000005.00000028.backup",
+        "srv/wals/0000000100000000/000000010000000000000003.partial",
+    ];
+    for k in odd {
+        cat.other_wal_files.push(crate::store::ObjectMeta {
+            key: k.into(),
+            size: 7,
+            last_modified: None,
+        });
+    }
+    cat.other_wal_files.sort_by(|a, b| a.key.cmp(&b.key));
+    let plan = postgres::plan(&cat, &policy("15m", 1), "s", minutes(40), DEFAULT_GRACE).unwrap();
+    let wal: Vec<_> = plan
+        .deletions
+        .iter()
+        .filter(|d| d.what == What::Wal)
+        .collect();
+    assert_eq!(wal.len(), 1);
+    assert_eq!(
+        wal[0].name,
+        "000000010000000000000002 .. 000000010000000000000013"
+    );
+    let mut want: Vec<(u64, String)> = (2..=19).map(|p| (p, seg_key(1, p))).collect();
+    want.extend([(5, odd[0].into()), (5, odd[1].into()), (3, odd[2].into())]);
+    want.sort();
+    let want: Vec<String> = want.into_iter().map(|(_, k)| k).collect();
+    assert_eq!(wal[0].keys.to_vec(), want);
+    assert_eq!(wal[0].bytes, 18 * SIZE + 3 * 7);
+}
