@@ -5,6 +5,10 @@
 //! the whole prefix (which is what makes barman-cloud-backup-delete slow on big archives). Each
 //! listing asks for a page the size of what it expects to find: stores such as Garage read as
 //! many entries as a page may hold, wherever the prefix ends.
+//!
+//! The backups are read first; then the WAL folders, in key order, each listing folded into the
+//! timelines' runs of segments (see [`super::runs`]) as it arrives, so that a million segments are
+//! never held as objects.
 
 use super::info::{BackupInfo, BackupStatus, DEFAULT_SEGMENT_SIZE};
 use super::runs::{self, KeyBase, Run};

@@ -9,6 +9,7 @@
 //! answers are fixed.
 
 use crate::cli::openova;
+use crate::support::{S3Kind, S3Server, unique_name};
 use chrono::{DateTime, TimeDelta, Utc};
 use std::path::{Path, PathBuf};
 
@@ -185,22 +186,42 @@ fn build(root: &Path) {
     );
 }
 
-fn policy(dir: &Path, root: &Path, name: &str, window: &str, redundancy: u32) -> String {
+/// Where the archive is read: its URL, the S3 server serving it, and the URL written in the golden
+/// files in its place.
+struct Storage<'a> {
+    url: String,
+    s3: Option<&'a S3Server>,
+}
+
+impl Storage<'_> {
+    fn yaml(&self) -> String {
+        match self.s3 {
+            Some(s3) => format!(
+                "{{ url: \"{}\", endpoint: \"{}\" }}",
+                self.url,
+                s3.endpoint()
+            ),
+            None => format!("{{ url: \"{}\" }}", self.url),
+        }
+    }
+}
+
+fn policy(dir: &Path, storage: &Storage, name: &str, window: &str, redundancy: u32) -> String {
     let text = format!(
         "kind: PostgresPolicy\nname: {name}\ncluster: {{ namespace: databases, name: {SERVER} }}\n\
          serverName: {SERVER}\nbaseBackupSchedule: \"0 2 * * *\"\nrecoveryWindow: {window}\n\
-         rpo: 1h\nminimumRedundancy: {redundancy}\nstorage: {{ url: \"file://{}\" }}\n",
-        root.display()
+         rpo: 1h\nminimumRedundancy: {redundancy}\nstorage: {}\n",
+        storage.yaml()
     );
     let path = dir.join(format!("{name}.yaml"));
     std::fs::write(&path, text).unwrap();
     path.to_string_lossy().into_owned()
 }
 
-/// The JSON with what changes from run to run taken out: the archive's folder, the time of the
-/// run and how long planning took.
-fn normalised(stdout: &str, root: &Path) -> String {
-    let text = stdout.replace(&root.display().to_string(), "ROOT");
+/// The JSON with what changes from run to run taken out: the storage URL (written `file://ROOT`
+/// in the golden files), the time of the run and how long planning took.
+fn normalised(stdout: &str, url: &str) -> String {
+    let text = stdout.replace(url, "file://ROOT");
     let mut v: serde_json::Value =
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}):\n{stdout}"));
     if let Some(o) = v.as_object_mut() {
@@ -231,7 +252,7 @@ fn check(name: &str, got: &str, mismatches: &mut Vec<String>) {
     let want = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("{}: {e} (OPENOVA_BLESS=1 writes it)", path.display()));
     if want != got {
-        let out = std::env::temp_dir().join(format!("openova-golden-{name}"));
+        let out = std::env::temp_dir().join(format!("openova-golden-{}", unique_name("got")));
         std::fs::write(&out, got).unwrap();
         mismatches.push(format!(
             "{name} differs: diff {} {}",
@@ -241,21 +262,24 @@ fn check(name: &str, got: &str, mismatches: &mut Vec<String>) {
     }
 }
 
-#[test]
-fn catalog_status_and_retention_answers_are_unchanged() {
+/// Every answer on the archive read through `storage`, against the golden files.
+fn answers_match(storage: &Storage) {
     let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("archive");
-    build(&root);
-    let storage = format!("file://{}", root.display());
     let run = openova(
-        None,
-        &["catalog", "--output", "json", "--storage", &storage],
+        storage.s3,
+        &[
+            "catalog",
+            "--output",
+            "json",
+            "--policies",
+            &policy(dir.path(), storage, "all", "7d", 1),
+        ],
     );
     assert_eq!(run.code, 0, "{run:?}");
     let mut mismatches = Vec::new();
     check(
         "catalog.json",
-        &normalised(&run.stdout, &root),
+        &normalised(&run.stdout, &storage.url),
         &mut mismatches,
     );
     // Judged a week after t0, where timeline 2's newest segment is 900 (6.25 days).
@@ -267,16 +291,48 @@ fn catalog_status_and_retention_answers_are_unchanged() {
         ("window-6d", "6d", 1),
         ("window-7d-min2", "7d", 2),
     ] {
-        let p = policy(dir.path(), &root, name, window, redundancy);
+        let p = policy(dir.path(), storage, name, window, redundancy);
         for command in ["status", "retention"] {
             let run = openova(
-                None,
+                storage.s3,
                 &[command, "--output", "json", "--policies", &p, "--at", &now],
             );
             assert!(run.code == 0 || run.code == 1, "{run:?}");
-            let got = normalised(&run.stdout, &root);
+            let got = normalised(&run.stdout, &storage.url);
             check(&format!("{command}-{name}.json"), &got, &mut mismatches);
         }
     }
-    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+    assert!(
+        mismatches.is_empty(),
+        "{}: {}",
+        storage.url,
+        mismatches.join("\n")
+    );
+}
+
+#[test]
+fn catalog_status_and_retention_answers_are_unchanged_on_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("archive");
+    build(&root);
+    answers_match(&Storage {
+        url: format!("file://{}", root.display()),
+        s3: None,
+    });
+}
+
+/// The same archive served by each S3 server: written straight into its bucket folder, which both
+/// serve as objects (with the files' modification times as LastModified).
+#[test]
+fn catalog_status_and_retention_answers_are_unchanged_on_s3() {
+    for kind in S3Kind::all() {
+        let s3 = S3Server::start(kind);
+        build(&s3.dir().join("root").join(s3.bucket()).join("cnpg"));
+        let keys = s3.list_keys("cnpg/");
+        assert!(keys.len() > 900, "{kind} lists {} objects", keys.len());
+        answers_match(&Storage {
+            url: s3.url("cnpg"),
+            s3: Some(&s3),
+        });
+    }
 }
