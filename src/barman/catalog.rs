@@ -205,10 +205,12 @@ async fn load_backup(store: &dyn ObjectStore, dir: String) -> store::Result<Base
 const WAL_FOLDER_PAGE: u16 = 256 + 64;
 /// A base-backup folder: `backup.info`, the data tar(s), tablespace tars, annotations.
 const BACKUP_FOLDER_PAGE: u16 = 32;
-/// The top of `wals/` comes in pages this small, so that folder listings start on the first page
-/// instead of after the whole top listing, and so that Garage, which reads up to MaxKeys entries
-/// past each folder it rolls up, reads few (a 100,000-segment archive: 0.5 s for one page of
-/// 1,000, 0.1 s in pages of 50).
+/// The first page of the top of `wals/` is this small, so that folder listings start at once
+/// instead of after the whole top listing. Later pages are as large as stores allow
+/// ([`store::MAX_PAGE`]): some stores pay for each page whatever its size, s3s-fs walking every
+/// object below `wals/` for each (at a million segments, 61 pages of 64 cost it 4x the listing
+/// itself, issue 14). Garage, which read up to MaxKeys entries past each folder it rolled up,
+/// preferred small pages throughout (0.1 s against 0.5 s at 100,000 segments); it left the project.
 const TOP_PAGE: u16 = 64;
 
 /// Lists `wals/`: the history files at the top, then each folder on its own, as soon as a page of
@@ -228,7 +230,12 @@ async fn list_wals(
             let Some(token) = token else {
                 return Ok(None);
             };
-            let page = store.list_page(top, true, TOP_PAGE, token).await?;
+            let max = if token.is_none() {
+                TOP_PAGE
+            } else {
+                store::MAX_PAGE
+            };
+            let page = store.list_page(top, true, max, token).await?;
             Ok::<_, store::Error>(Some((page.listing, page.next.map(Some))))
         },
     );
