@@ -8,6 +8,8 @@ Subcommands:
   list-seq PREFIX           one sequential paginated ListObjectsV2 of PREFIX (no delimiter); prints the key count
   list-folders PREFIX       ListObjectsV2 of PREFIX with Delimiter='/' to find the folders, then one sequential
                             paginated listing per folder, no concurrency; prints the key count
+  list-parallel PREFIX N    the same folder-by-folder listing with N folders listed at once (a thread pool, one
+                            client); prints the key count (the floor of scripts/bench-scale on S3)
   ping                      waits (up to 60 s) until the bucket answers ListObjectsV2
   expected                  prints `wal_objects=N backups=N folders=N`: what the listings must find
   check-backup-list FILE    checks `barman-cloud-backup-list --format json` output lists the expected backups
@@ -40,12 +42,14 @@ TIMELINE = 1
 FIRST_SEG = 1  # initdb's first segment is 000000010000000000000001
 UTC = dt.timezone.utc
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
-# Segment FIRST_SEG + i is archived at T0 + (i + 1) * STEP: 1,000 segments a day, 20,000 over 20 days.
+# Segment FIRST_SEG + i is archived at T0 + (i + 1) * STEP: 1,000 segments a day, 20,000 over 20 days (scripts/
+# bench-scale sets BENCH_WAL_STEP=8.64: 10,000 a day, 1,000,000 over the 100 days of its 100 daily backups).
 T0 = dt.datetime(2026, 11, 1, 0, 0, 0, tzinfo=UTC)
-STEP = dt.timedelta(seconds=86.4)
+STEP = dt.timedelta(seconds=float(os.environ.get("BENCH_WAL_STEP", "86.4")))
 # Backup i starts at 2026-11-01 02:00:00.123456+00:00 + i days (a daily ScheduledBackup) and runs 37 s.
 B0 = dt.datetime(2026, 11, 1, 2, 0, 0, 123456, tzinfo=UTC)
-WAL_BODY = b"openova-bench-w\n"  # 16 bytes: the bench measures listing, not transfer
+# 16 bytes by default (BENCH_WAL_BYTES=1 for scripts/bench-scale): the bench measures listing, not transfer
+WAL_BODY = (b"openova-bench-w\n" * 64)[: int(os.environ.get("BENCH_WAL_BYTES", "16"))]
 SYSTEMID = "7438512960125829147"
 PGDATA = "/var/lib/postgresql/data/pgdata"
 
@@ -293,6 +297,17 @@ def list_folders(prefix):
     print(keys)
 
 
+def list_parallel(prefix, workers):
+    from concurrent.futures import ThreadPoolExecutor
+
+    s3 = s3_client()
+    bucket = os.environ["BENCH_BUCKET"]
+    keys, folders = list_pages(s3, bucket, prefix, "/")
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        keys += sum(n for n, _ in pool.map(lambda f: list_pages(s3, bucket, f, "/"), folders))
+    print(keys)
+
+
 def ping(bucket=None):
     """Waits (up to 60 s) until `bucket` (default BENCH_BUCKET) answers ListObjectsV2."""
     s3 = s3_client()
@@ -439,6 +454,8 @@ def main(argv):
         list_seq(args[0])
     elif cmd == "list-folders" and len(args) == 1:
         list_folders(args[0])
+    elif cmd == "list-parallel" and len(args) == 2:
+        list_parallel(args[0], int(args[1]))
     elif cmd == "ping" and not args:
         return ping()
     elif cmd == "expected" and not args:

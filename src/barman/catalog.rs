@@ -5,8 +5,13 @@
 //! the whole prefix (which is what makes barman-cloud-backup-delete slow on big archives). Each
 //! listing asks for a page the size of what it expects to find: stores such as Garage read as
 //! many entries as a page may hold, wherever the prefix ends.
+//!
+//! The backups are read first; then the WAL folders, in key order, each listing folded into the
+//! timelines' runs of segments (see [`super::runs`]) as it arrives, so that a million segments are
+//! never held as objects.
 
 use super::info::{BackupInfo, BackupStatus, DEFAULT_SEGMENT_SIZE};
+use super::runs::{self, KeyBase, Run};
 use super::wal::{self, HistoryEntry, WalFile, WalKind};
 use crate::store::{self, ObjectMeta, ObjectStore};
 use chrono::{DateTime, Utc};
@@ -58,16 +63,46 @@ impl BaseBackup {
 pub struct Segment {
     pub name: String,
     pub key: String,
-    pub size: u64,
     pub archived: Option<DateTime<Utc>>,
 }
 
-/// The segments of one timeline, by position (see [`wal::seg_no`]), and its history.
+/// The segments of one timeline, as runs of consecutive positions (see [`wal::seg_no`] and
+/// [`runs`]), and its history.
 #[derive(Debug, Clone, Default)]
 pub struct Timeline {
     pub id: u32,
-    pub segments: BTreeMap<u64, Segment>,
+    pub runs: Vec<Run>,
     pub history: Vec<HistoryEntry>,
+}
+
+impl Timeline {
+    /// How many segments are archived.
+    #[must_use]
+    pub fn segment_count(&self) -> u64 {
+        self.runs.iter().map(Run::len).sum()
+    }
+
+    /// Position of the first and of the last archived segment.
+    #[must_use]
+    pub fn span(&self) -> Option<(u64, u64)> {
+        Some((self.runs.first()?.first, self.runs.last()?.last))
+    }
+
+    /// The newest archive time of any segment.
+    #[must_use]
+    pub fn newest_archived(&self) -> Option<DateTime<Utc>> {
+        self.runs.iter().filter_map(|r| r.newest_archived).max()
+    }
+
+    /// The archive time of the segment at `p` when a run ends there (`None` otherwise).
+    #[must_use]
+    pub fn archived_at_end(&self, p: u64) -> Option<DateTime<Utc>> {
+        let i = self.runs.partition_point(|r| r.last < p);
+        self.runs
+            .get(i)
+            .filter(|r| r.last == p)
+            .and_then(|r| r.last_archived)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -76,6 +111,8 @@ pub struct ServerCatalog {
     pub segment_size: u64,
     pub backups: Vec<BaseBackup>,
     pub timelines: BTreeMap<u32, Timeline>,
+    /// How segment keys are spelt (`SERVER/wals/`, the segment size).
+    pub keys: KeyBase,
     /// `.partial` and `.backup` files, and anything under `wals/` that is not a WAL name.
     pub other_wal_files: Vec<ObjectMeta>,
     /// Objects that could not be understood (an unreadable `.history`, ...), with the reason.
@@ -88,24 +125,19 @@ pub async fn load(
     server: &str,
     concurrency: usize,
 ) -> store::Result<ServerCatalog> {
-    let (backups, wals) = tokio::try_join!(
-        load_backups(store, server, concurrency),
-        list_wals(store, server, concurrency)
-    )?;
+    // The backups first (a few folders): their segment size and WAL ranges say how the WAL
+    // inventory, built while its listing streams in, is cut into runs.
+    let backups = load_backups(store, server, concurrency).await?;
     let segment_size = backups
         .iter()
         .find_map(|b| b.info.as_ref().map(|i| i.xlog_segment_size))
         .unwrap_or(DEFAULT_SEGMENT_SIZE);
-    let mut cat = ServerCatalog {
-        server: server.to_string(),
-        segment_size,
-        backups,
-        timelines: BTreeMap::new(),
-        other_wal_files: Vec::new(),
-        problems: Vec::new(),
-    };
-    for meta in wals {
-        cat.add_wal_object(store, meta).await?;
+    let mut cat = ServerCatalog::new(server, segment_size, backups);
+    let mut builder = cat.builder();
+    let odd = list_wals(store, server, concurrency, &mut builder).await?;
+    cat.add_runs(builder);
+    for meta in odd {
+        cat.add_other(store, meta).await?;
     }
     Ok(cat)
 }
@@ -173,18 +205,22 @@ async fn load_backup(store: &dyn ObjectStore, dir: String) -> store::Result<Base
 const WAL_FOLDER_PAGE: u16 = 256 + 64;
 /// A base-backup folder: `backup.info`, the data tar(s), tablespace tars, annotations.
 const BACKUP_FOLDER_PAGE: u16 = 32;
-/// The top of `wals/` comes in pages this small, so that folder listings start on the first page
-/// instead of after the whole top listing, and so that Garage, which reads up to MaxKeys entries
-/// past each folder it rolls up, reads few (a 100,000-segment archive: 0.5 s for one page of
-/// 1,000, 0.1 s in pages of 50).
+/// The first page of the top of `wals/` is this small, so that folder listings start at once
+/// instead of after the whole top listing. Later pages are as large as stores allow
+/// ([`store::MAX_PAGE`]): some stores pay for each page whatever its size, s3s-fs walking every
+/// object below `wals/` for each (at a million segments, 61 pages of 64 cost it 4x the listing
+/// itself, issue 14). Garage, which read up to MaxKeys entries past each folder it rolled up,
+/// preferred small pages throughout (0.1 s against 0.5 s at 100,000 segments); it left the project.
 const TOP_PAGE: u16 = 64;
 
-/// Every object under `wals/`, in key order: the history files at the top, then each folder
-/// listed on its own, as soon as a page of the top listing names it.
+/// Lists `wals/`: the history files at the top, then each folder on its own, as soon as a page of
+/// the top listing names it. Segments go into `runs` as each folder's listing arrives, in key
+/// order; every other object is returned, in key order.
 async fn list_wals(
     store: &dyn ObjectStore,
     server: &str,
     concurrency: usize,
+    runs: &mut runs::Builder,
 ) -> store::Result<Vec<ObjectMeta>> {
     let top = &format!("{server}/wals/");
     // State: the token of the next page (`Some(None)`: the first), `None` once at the end.
@@ -194,7 +230,12 @@ async fn list_wals(
             let Some(token) = token else {
                 return Ok(None);
             };
-            let page = store.list_page(top, true, TOP_PAGE, token).await?;
+            let max = if token.is_none() {
+                TOP_PAGE
+            } else {
+                store::MAX_PAGE
+            };
+            let page = store.list_page(top, true, max, token).await?;
             Ok::<_, store::Error>(Some((page.listing, page.next.map(Some))))
         },
     );
@@ -214,45 +255,75 @@ async fn list_wals(
             stream::iter(std::iter::once(here).chain(folders).map(Ok))
         })
         .try_flatten();
-    let found: Vec<Vec<ObjectMeta>> = jobs
-        .map(|job: store::Result<BoxFuture<'_, _>>| async move { job?.await })
-        .buffer_unordered(concurrency.max(1))
-        .try_collect()
-        .await?;
-    let mut all: Vec<ObjectMeta> = found.into_iter().flatten().collect();
-    all.sort_by(|a, b| a.key.cmp(&b.key));
-    Ok(all)
+    // In order (`buffered`), so that runs grow at their end; `concurrency` listings in flight.
+    let mut found = std::pin::pin!(
+        jobs.map(|job: store::Result<BoxFuture<'_, _>>| async move { job?.await })
+            .buffered(concurrency.max(1))
+    );
+    let mut odd = Vec::new();
+    while let Some(objects) = found.try_next().await? {
+        for meta in objects {
+            let name = meta.key.rsplit('/').next().unwrap_or_default();
+            match WalFile::parse(name) {
+                Some(f) if f.kind == WalKind::Segment => {
+                    let p = wal::seg_no(f.log, f.seg, runs.base().segment_size);
+                    runs.push(
+                        f.timeline,
+                        p,
+                        &meta.key,
+                        name,
+                        meta.size,
+                        meta.last_modified,
+                    );
+                }
+                _ => odd.push(meta),
+            }
+        }
+    }
+    odd.sort_by(|a, b| a.key.cmp(&b.key));
+    Ok(odd)
 }
 
 impl ServerCatalog {
-    async fn add_wal_object(
-        &mut self,
-        store: &dyn ObjectStore,
-        meta: ObjectMeta,
-    ) -> store::Result<()> {
+    /// A catalog of these backups with no WAL yet (see [`Self::builder`]).
+    #[must_use]
+    pub fn new(server: &str, segment_size: u64, backups: Vec<BaseBackup>) -> Self {
+        Self {
+            server: server.to_string(),
+            segment_size,
+            backups,
+            timelines: BTreeMap::new(),
+            keys: KeyBase {
+                wals: format!("{server}/wals/").into(),
+                segment_size,
+            },
+            other_wal_files: Vec::new(),
+            problems: Vec::new(),
+        }
+    }
+
+    /// A builder of the WAL runs, cut at the WAL ranges of the catalog's backups.
+    #[must_use]
+    pub fn builder(&self) -> runs::Builder {
+        let walls = self.backups.iter().filter_map(|b| {
+            let i = b.info.as_ref()?;
+            Some((i.begin_wal.as_deref()?, i.end_wal.as_deref()?))
+        });
+        runs::Builder::new(self.keys.clone(), runs::cuts(walls, self.segment_size))
+    }
+
+    /// Takes the runs a builder made.
+    pub fn add_runs(&mut self, builder: runs::Builder) {
+        for (tl, runs) in builder.finish() {
+            self.timeline(tl).runs = runs;
+        }
+    }
+
+    /// Adds an object of `wals/` that is not a segment.
+    async fn add_other(&mut self, store: &dyn ObjectStore, meta: ObjectMeta) -> store::Result<()> {
         let name = meta.key.rsplit('/').next().unwrap_or_default();
-        let Some(file) = WalFile::parse(name) else {
-            self.other_wal_files.push(meta);
-            return Ok(());
-        };
-        match file.kind {
-            WalKind::Segment => {
-                let no = wal::seg_no(file.log, file.seg, self.segment_size);
-                // The key's own name when it is already the canonical (upper-case) one: one
-                // allocation instead of formatting three numbers, for every segment.
-                let name = match name.get(..24) {
-                    Some(n) if !n.bytes().any(|b| b.is_ascii_lowercase()) => n.to_string(),
-                    _ => file.segment_name(),
-                };
-                let seg = Segment {
-                    name,
-                    key: meta.key,
-                    size: meta.size,
-                    archived: meta.last_modified,
-                };
-                self.timeline(file.timeline).segments.insert(no, seg);
-            }
-            WalKind::History => {
+        match WalFile::parse(name) {
+            Some(file) if file.kind == WalKind::History => {
                 let Some(text) = store::get_if_exists(store, &meta.key).await? else {
                     return Ok(());
                 };
@@ -263,7 +334,7 @@ impl ServerCatalog {
                         .push(format!("{}: unreadable history line {line:?}", meta.key)),
                 }
             }
-            WalKind::Partial | WalKind::Backup => self.other_wal_files.push(meta),
+            _ => self.other_wal_files.push(meta),
         }
         Ok(())
     }
@@ -284,17 +355,21 @@ impl ServerCatalog {
 
     /// The newest archived segment over all timelines (highest timeline, then position).
     #[must_use]
-    pub fn newest_segment(&self) -> Option<&Segment> {
-        self.timelines
-            .values()
-            .rev()
-            .find_map(|t| t.segments.values().next_back())
+    pub fn newest_segment(&self) -> Option<Segment> {
+        self.timelines.values().rev().find_map(|t| {
+            let r = t.runs.last()?;
+            Some(Segment {
+                name: wal::name_of(t.id, r.last, self.segment_size),
+                key: self.keys.key(t.id, r.last, &r.shape),
+                archived: r.last_archived,
+            })
+        })
     }
 
     /// Total number of archived segments.
     #[must_use]
-    pub fn segment_count(&self) -> usize {
-        self.timelines.values().map(|t| t.segments.len()).sum()
+    pub fn segment_count(&self) -> u64 {
+        self.timelines.values().map(Timeline::segment_count).sum()
     }
 }
 

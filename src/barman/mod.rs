@@ -5,6 +5,7 @@
 
 pub mod catalog;
 pub mod info;
+pub mod runs;
 pub mod wal;
 pub mod window;
 

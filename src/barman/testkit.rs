@@ -1,10 +1,9 @@
 //! Hand-built catalogs for unit tests: backups and segments at known minutes after `t0`.
 
-use super::catalog::{BaseBackup, Segment, ServerCatalog, Timeline};
+use super::catalog::{BaseBackup, ServerCatalog, Timeline};
 use super::info::BackupInfo;
 use super::wal::{self, HistoryEntry};
 use chrono::{DateTime, TimeDelta, Utc};
-use std::collections::BTreeMap;
 
 pub const SIZE: u64 = 16 * 1024 * 1024;
 
@@ -14,19 +13,15 @@ pub fn t0() -> DateTime<Utc> {
         .with_timezone(&Utc)
 }
 
-/// Segment `no` on timeline `tl`, archived `no` minutes after t0.
-pub fn seg(tl: u32, no: u64) -> (u64, Segment) {
+/// The key of segment `no` on timeline `tl`.
+pub fn seg_key(tl: u32, no: u64) -> String {
     let name = wal::name_of(tl, no, SIZE);
-    let archived = Some(t0() + TimeDelta::minutes(i64::try_from(no).unwrap()));
-    (
-        no,
-        Segment {
-            key: format!("srv/wals/{}/{name}", &name[..16]),
-            name,
-            size: SIZE,
-            archived,
-        },
-    )
+    format!("srv/wals/{}/{name}", &name[..16])
+}
+
+/// Segment `no` is archived `no` minutes after t0.
+pub fn archived(no: u64) -> Option<DateTime<Utc>> {
+    Some(t0() + TimeDelta::minutes(i64::try_from(no).unwrap()))
 }
 
 pub fn backup(id: &str, tl: u32, begin: u64, end: u64) -> BaseBackup {
@@ -59,27 +54,29 @@ pub fn catalog(
     backups: Vec<BaseBackup>,
     timelines: Vec<(u32, Vec<u64>, Vec<HistoryEntry>)>,
 ) -> ServerCatalog {
-    let timelines = timelines
-        .into_iter()
-        .map(|(id, nos, history)| {
-            (
-                id,
-                Timeline {
-                    id,
-                    segments: nos.into_iter().map(|n| seg(id, n)).collect(),
-                    history,
-                },
-            )
-        })
-        .collect::<BTreeMap<_, _>>();
-    ServerCatalog {
-        server: "srv".into(),
-        segment_size: SIZE,
-        backups,
-        timelines,
-        other_wal_files: vec![],
-        problems: vec![],
+    let mut cat = ServerCatalog::new("srv", SIZE, backups);
+    let mut runs = cat.builder();
+    let mut histories = Vec::new();
+    for (id, mut nos, history) in timelines {
+        nos.sort_unstable();
+        for n in nos {
+            let key = seg_key(id, n);
+            let file = key.rsplit('/').next().unwrap_or_default().to_string();
+            runs.push(id, n, &key, &file, SIZE, archived(n));
+        }
+        histories.push((id, history));
     }
+    cat.add_runs(runs);
+    for (id, history) in histories {
+        cat.timelines
+            .entry(id)
+            .or_insert_with(|| Timeline {
+                id,
+                ..Timeline::default()
+            })
+            .history = history;
+    }
+    cat
 }
 
 pub fn minutes(n: i64) -> DateTime<Utc> {

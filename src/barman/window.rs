@@ -97,32 +97,26 @@ pub fn analyse(cat: &ServerCatalog) -> Window {
     w
 }
 
-/// The contiguous runs of segments of every timeline, `(first, last)` by position, in order:
-/// computed once, so that how far each backup reaches is a lookup, not a walk over the WAL.
-struct Runs(std::collections::BTreeMap<u32, Vec<(u64, u64)>>);
+/// The contiguous stretches of segments of every timeline, `(first, last, archive time of last)`
+/// by position, in order: computed once, so that how far each backup reaches is a lookup.
+struct Runs(std::collections::BTreeMap<u32, Vec<super::runs::Stretch>>);
 
 impl Runs {
     fn of(cat: &ServerCatalog) -> Self {
-        let runs = cat.timelines.iter().map(|(id, t)| {
-            let mut runs: Vec<(u64, u64)> = Vec::new();
-            for no in t.segments.keys() {
-                match runs.last_mut() {
-                    Some(run) if *no == run.1 + 1 => run.1 = *no,
-                    _ => runs.push((*no, *no)),
-                }
-            }
-            (*id, runs)
-        });
+        let runs = cat
+            .timelines
+            .iter()
+            .map(|(id, t)| (*id, super::runs::stretches(&t.runs)));
         Self(runs.collect())
     }
 
     /// Last position reached contiguously from `start` on timeline `tl` (`None` if `start` is
-    /// missing).
-    fn reach(&self, tl: u32, start: u64) -> Option<u64> {
+    /// missing), and the archive time of the segment there.
+    fn reach(&self, tl: u32, start: u64) -> Option<(u64, Option<DateTime<Utc>>)> {
         let runs = self.0.get(&tl)?;
         let i = runs.partition_point(|run| run.0 <= start);
         let run = runs.get(i.checked_sub(1)?)?;
-        (start <= run.1).then_some(run.1)
+        (start <= run.1).then_some((run.1, run.2))
     }
 }
 
@@ -135,19 +129,18 @@ fn range_of(cat: &ServerCatalog, runs: &Runs, b: &BaseBackup) -> Result<Range, S
     let (tl, start) = cat.position(begin).ok_or("bad begin_wal")?;
     let (_, stop) = cat.position(end).ok_or("bad end_wal")?;
     match runs.reach(tl, start) {
-        Some(r) if r >= stop => {
-            let (tl, last) = follow_children(cat, runs, tl, r);
-            let seg = &cat.timelines[&tl].segments[&last];
-            let to = seg.archived.unwrap_or(end_time).max(end_time);
+        Some((r, archived)) if r >= stop => {
+            let (tl, last, archived) = follow_children(cat, runs, tl, r, archived);
+            let to = archived.unwrap_or(end_time).max(end_time);
             Ok(Range {
                 backup_id: b.id.clone(),
                 from: end_time,
                 to,
                 timeline: tl,
-                last_segment: seg.name.clone(),
+                last_segment: wal::name_of(tl, last, cat.segment_size),
             })
         }
-        Some(r) => Err(format!(
+        Some((r, _)) => Err(format!(
             "WAL needed to make it consistent is missing: {} (it needs {begin} to {end})",
             wal::name_of(tl, r + 1, cat.segment_size)
         )),
@@ -157,7 +150,13 @@ fn range_of(cat: &ServerCatalog, runs: &Runs, b: &BaseBackup) -> Result<Range, S
 
 /// From position `at` reached on timeline `tl`, continue into the newest child timeline that
 /// branched off at or before `at + 1` (the switch segment is copied onto the child timeline).
-fn follow_children(cat: &ServerCatalog, runs: &Runs, mut tl: u32, mut at: u64) -> (u32, u64) {
+fn follow_children(
+    cat: &ServerCatalog,
+    runs: &Runs,
+    mut tl: u32,
+    mut at: u64,
+    mut archived: Option<DateTime<Utc>>,
+) -> (u32, u64, Option<DateTime<Utc>>) {
     loop {
         let child = cat.timelines.values().rev().find_map(|t| {
             let entry = t.history.last().filter(|h| h.parent == tl)?;
@@ -166,8 +165,8 @@ fn follow_children(cat: &ServerCatalog, runs: &Runs, mut tl: u32, mut at: u64) -
             runs.reach(t.id, switch).map(|r| (t.id, r))
         });
         match child {
-            Some((c, r)) if c != tl => (tl, at) = (c, r),
-            _ => return (tl, at),
+            Some((c, (r, time))) if c != tl => (tl, at, archived) = (c, r, time),
+            _ => return (tl, at, archived),
         }
     }
 }
@@ -182,18 +181,22 @@ pub fn gaps(cat: &ServerCatalog) -> Vec<Gap> {
             continue;
         };
         let mut prev: Option<(u64, Option<DateTime<Utc>>)> = None;
-        for (no, seg) in t.segments.range(start..) {
+        for (first, last, archived) in super::runs::stretches(&t.runs) {
+            if last < start {
+                continue;
+            }
+            let first = first.max(start);
             let expected = prev.map_or(start, |(p, _)| p + 1);
-            if *no > expected {
+            if first > expected {
                 out.push(Gap {
                     timeline: t.id,
                     first_missing: wal::name_of(t.id, expected, cat.segment_size),
-                    last_missing: wal::name_of(t.id, no - 1, cat.segment_size),
-                    count: no - expected,
+                    last_missing: wal::name_of(t.id, first - 1, cat.segment_size),
+                    count: first - expected,
                     since: prev.and_then(|(_, time)| time),
                 });
             }
-            prev = Some((*no, seg.archived));
+            prev = Some((last, archived));
         }
     }
     out

@@ -2,6 +2,7 @@
 //! [`StorageCatalog`] and say what a reader needs (status, sizes, WAL ranges, the window).
 
 use super::StorageCatalog;
+use crate::barman::wal::name_of;
 use crate::barman::{BaseBackup, ServerCatalog, Window};
 use crate::velero::VeleroBackup;
 use chrono::{DateTime, Utc};
@@ -42,7 +43,7 @@ pub struct BackupView<'a> {
 
 #[derive(Serialize)]
 pub struct WalView {
-    pub segments: usize,
+    pub segments: u64,
     pub timelines: Vec<TimelineView>,
     pub other_files: usize,
 }
@@ -52,7 +53,7 @@ pub struct TimelineView {
     pub timeline: u32,
     pub first: Option<String>,
     pub last: Option<String>,
-    pub segments: usize,
+    pub segments: u64,
     pub newest_archived: Option<DateTime<Utc>>,
     pub parent: Option<u32>,
     pub switch_lsn: Option<String>,
@@ -97,10 +98,10 @@ impl<'a> ServerView<'a> {
             .values()
             .map(|t| TimelineView {
                 timeline: t.id,
-                first: t.segments.values().next().map(|s| s.name.clone()),
-                last: t.segments.values().next_back().map(|s| s.name.clone()),
-                segments: t.segments.len(),
-                newest_archived: t.segments.values().filter_map(|s| s.archived).max(),
+                first: t.span().map(|(a, _)| name_of(t.id, a, cat.segment_size)),
+                last: t.span().map(|(_, b)| name_of(t.id, b, cat.segment_size)),
+                segments: t.segment_count(),
+                newest_archived: t.newest_archived(),
                 parent: t.history.last().map(|h| h.parent),
                 switch_lsn: t.history.last().map(|h| h.switch_lsn.clone()),
             })

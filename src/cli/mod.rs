@@ -119,6 +119,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
 
 /// Prints a JSON document on stdout.
 fn print_json(v: &serde_json::Value) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(v)?);
+    write_json(v)
+}
+
+/// Writes a document as JSON on stdout as it is serialised, without building it in memory first
+/// (a retention plan may name a million keys).
+fn write_json<T: serde::Serialize + ?Sized>(v: &T) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    serde_json::to_writer_pretty(&mut out, v)?;
+    out.write_all(b"\n")?;
+    out.flush()?;
     Ok(())
 }

@@ -1,4 +1,4 @@
-use super::{Outcome, PolicyArgs, StoreArgs, print_json};
+use super::{Outcome, PolicyArgs, StoreArgs, write_json};
 use crate::catalog::{self, Scope};
 use crate::policy::{self, Duration, Policy};
 use crate::report::{self, Output};
@@ -44,6 +44,15 @@ struct Report {
     plan_seconds: f64,
 }
 
+/// The JSON document of a run (`openova.retention/v1`), written as it is serialised.
+#[derive(Serialize)]
+struct Document<'a> {
+    schema: &'static str,
+    now: DateTime<Utc>,
+    apply: bool,
+    policies: &'a [Report],
+}
+
 pub async fn run(args: RetentionArgs, output: Output) -> anyhow::Result<Outcome> {
     let now = args.at.unwrap_or_else(Utc::now);
     let picked = policy::select(
@@ -61,9 +70,12 @@ pub async fn run(args: RetentionArgs, output: Output) -> anyhow::Result<Outcome>
         reports.push(r);
     }
     if output == Output::Json {
-        print_json(
-            &serde_json::json!({ "schema": "openova.retention/v1", "now": now, "apply": args.apply, "policies": reports }),
-        )?;
+        write_json(&Document {
+            schema: "openova.retention/v1",
+            now,
+            apply: args.apply,
+            policies: &reports,
+        })?;
     }
     Ok(if reports.iter().any(|r| r.refused.is_some()) {
         Outcome::Violated

@@ -44,10 +44,7 @@ pub async fn execute(
         .filter(|d| d.what != What::Wal)
         .collect();
     // The first key of a backup's deletion is its descriptor (see the planner).
-    let descriptors: Vec<String> = backups
-        .iter()
-        .filter_map(|d| d.keys.first().cloned())
-        .collect();
+    let descriptors: Vec<String> = backups.iter().filter_map(|d| d.keys.first()).collect();
     if !backups.is_empty() {
         progress.message(&format!(
             "{}: deleting {} backup(s): descriptors first",
@@ -59,22 +56,24 @@ pub async fn execute(
         store.delete_many(batch).await?;
     }
     // Packed across deletions: a backup's data is often one object, and a request per backup
-    // would cost a round trip (and the store its per-request work) for each.
-    let rest: Vec<String> = plan
+    // would cost a round trip (and the store its per-request work) for each. Spelt batch by
+    // batch: a plan may name a million WAL segments.
+    let rest = plan.deletions.iter().flat_map(|d| {
+        let skip = usize::from(d.what != What::Wal);
+        d.keys.iter().skip(skip).map(std::borrow::Cow::into_owned)
+    });
+    let count: usize = plan
         .deletions
         .iter()
-        .flat_map(|d| {
-            let skip = usize::from(d.what != What::Wal).min(d.keys.len());
-            d.keys[skip..].iter().cloned()
-        })
-        .collect();
+        .map(|d| d.keys.len() - usize::from(d.what != What::Wal).min(d.keys.len()))
+        .sum();
     progress.message(&format!(
-        "{}: deleting {} objects of data and WAL",
-        plan.policy,
-        rest.len()
+        "{}: deleting {count} objects of data and WAL",
+        plan.policy
     ));
-    stream::iter(rest.chunks(DELETE_BATCH))
-        .map(|batch| store.delete_many(batch))
+    stream::iter(rest)
+        .chunks(DELETE_BATCH)
+        .map(|batch| async move { store.delete_many(&batch).await })
         .buffer_unordered(concurrency.max(1))
         .try_collect::<Vec<()>>()
         .await?;

@@ -4,12 +4,13 @@
 //! policy must stay.
 
 use super::Plan;
+use crate::barman::wal::{WalFile, WalKind};
 use crate::barman::{self, ServerCatalog};
 use crate::policy::{PostgresPolicy, VeleroPolicy};
 use crate::velero::VeleroBackup;
 use crate::velero::velero_backups_of;
 use chrono::{DateTime, Utc};
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum Violation {
@@ -32,31 +33,37 @@ pub enum Violation {
 /// goes leaves the catalog.
 #[must_use]
 pub fn apply(cat: &ServerCatalog, plan: &Plan) -> ServerCatalog {
-    let gone: HashSet<&str> = plan
-        .deletions
-        .iter()
-        .flat_map(|d| d.keys.iter().map(String::as_str))
-        .collect();
-    // Built from what stays rather than cloned whole and pruned: most of a large archive's
-    // segments are usually the ones that go.
+    let mut gone: HashSet<&str> = HashSet::new();
+    // WAL positions that go, by timeline: the plan's runs, and any key naming a segment.
+    let mut spans: BTreeMap<u32, Vec<(u64, u64)>> = BTreeMap::new();
+    for d in &plan.deletions {
+        let (keys, runs) = d.keys.parts();
+        gone.extend(keys);
+        for (tl, a, b) in runs {
+            spans.entry(tl).or_default().push((a, b));
+        }
+    }
+    for key in &gone {
+        if let Some((tl, p)) = segment_at(cat, key) {
+            spans.entry(tl).or_default().push((p, p));
+        }
+    }
     let timelines = cat
         .timelines
         .iter()
         .map(|(id, t)| {
-            let segments = t
-                .segments
-                .iter()
-                .filter(|(_, s)| !gone.contains(s.key.as_str()))
-                .map(|(p, s)| (*p, s.clone()))
-                .collect();
+            let mut runs = t.runs.clone();
+            for (a, b) in spans.get(id).into_iter().flatten() {
+                runs = barman::runs::without(&runs, *a, *b);
+            }
             let t = barman::catalog::Timeline {
                 id: t.id,
-                segments,
+                runs,
                 history: t.history.clone(),
             };
             (*id, t)
         })
-        .filter(|(_, t)| !t.segments.is_empty() || !t.history.is_empty())
+        .filter(|(_, t)| !t.runs.is_empty() || !t.history.is_empty())
         .collect();
     ServerCatalog {
         server: cat.server.clone(),
@@ -68,6 +75,7 @@ pub fn apply(cat: &ServerCatalog, plan: &Plan) -> ServerCatalog {
             .cloned()
             .collect(),
         timelines,
+        keys: cat.keys.clone(),
         other_wal_files: cat
             .other_wal_files
             .iter()
@@ -76,6 +84,16 @@ pub fn apply(cat: &ServerCatalog, plan: &Plan) -> ServerCatalog {
             .collect(),
         problems: cat.problems.clone(),
     }
+}
+
+/// The timeline and position of the archived segment whose key is `key`, if one is.
+fn segment_at(cat: &ServerCatalog, key: &str) -> Option<(u32, u64)> {
+    let name = key.rsplit('/').next()?;
+    let f = WalFile::parse(name).filter(|f| f.kind == WalKind::Segment)?;
+    let p = barman::wal::seg_no(f.log, f.seg, cat.segment_size);
+    let runs = &cat.timelines.get(&f.timeline)?.runs;
+    let run = runs.get(runs.partition_point(|r| r.last < p))?;
+    (run.first <= p && cat.keys.key(f.timeline, p, &run.shape) == key).then_some((f.timeline, p))
 }
 
 /// Checks a PostgreSQL plan; the error names the first broken invariant.

@@ -8,9 +8,12 @@
 
 pub mod execute;
 pub mod invariants;
+pub mod keys;
 pub mod lease;
 pub mod postgres;
 pub mod velero;
+
+pub use keys::Keys;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
@@ -37,7 +40,7 @@ pub struct Deletion {
     pub name: String,
     pub reason: String,
     /// Keys in deletion order. For a backup, the descriptor comes first (see [`execute`]).
-    pub keys: Vec<String>,
+    pub keys: Keys,
     pub bytes: u64,
 }
 

@@ -13,11 +13,13 @@
 //! `standalone` backups do not count, they only protect their own `begin_wal..end_wal`) go;
 //! timelines older than every kept backup go whole; `.history` files always stay.
 
-use super::{Deletion, Kept, Plan, PlanError, What, day};
+use super::{Deletion, Kept, Keys, Plan, PlanError, What, day};
+use crate::barman::runs::Run;
 use crate::barman::wal::{self, WalFile};
 use crate::barman::{BackupStatus, BaseBackup, ServerCatalog};
 use crate::policy::PostgresPolicy;
 use chrono::{DateTime, TimeDelta, Utc};
+use std::collections::BTreeMap;
 
 /// Plans the deletions for one server.
 pub fn plan(
@@ -156,7 +158,7 @@ fn backup_deletion(
                 what: What::Orphan,
                 name: b.id.clone(),
                 reason,
-                keys: sorted_keys(b, ""),
+                keys: sorted_keys(b, "").into(),
                 bytes: b.size,
             });
         }
@@ -172,7 +174,7 @@ fn backup_deletion(
         what: What::BarmanBackup,
         name: b.id.clone(),
         reason,
-        keys: sorted_keys(b, &descriptor),
+        keys: sorted_keys(b, &descriptor).into(),
         bytes: b.size,
     })
 }
@@ -243,67 +245,106 @@ fn wal_deletions(
                 .iter()
                 .any(|(a, b)| (tl, p) >= *a && (tl, p) <= *b)
     };
-    let mut items: Vec<(u32, u64, String, u64)> = Vec::new();
+    // Runs are cut where every backup's WAL begins and after where it ends (see `barman::runs`),
+    // which are the only places where `goes` changes: a run goes whole or stays whole.
+    let mut going: BTreeMap<u32, (Vec<&Run>, Vec<Odd>)> = BTreeMap::new();
     for t in cat.timelines.values() {
-        items.extend(
-            t.segments
-                .iter()
-                .filter(|(p, _)| goes(t.id, **p))
-                .map(|(p, s)| (t.id, *p, s.key.clone(), s.size)),
-        );
+        let runs = t.runs.iter().filter(|r| goes(t.id, r.first));
+        going.entry(t.id).or_default().0.extend(runs);
     }
     for o in &cat.other_wal_files {
         let name = o.key.rsplit('/').next().unwrap_or_default();
         if let Some(f) = WalFile::parse(name).filter(|f| f.kind != wal::WalKind::History) {
             let p = wal::seg_no(f.log, f.seg, cat.segment_size);
             if goes(f.timeline, p) {
-                items.push((f.timeline, p, o.key.clone(), o.size));
+                going
+                    .entry(f.timeline)
+                    .or_default()
+                    .1
+                    .push((p, &o.key, o.size));
             }
         }
     }
-    items.sort();
-    group_wal(cat, items, policy)
+    going
+        .into_iter()
+        .filter_map(|(tl, (runs, mut odd))| {
+            odd.sort_unstable();
+            wal_deletion(cat, tl, &runs, &odd, policy)
+        })
+        .collect()
 }
 
-/// One deletion per timeline, named by its first and last segment.
-fn group_wal(
+/// A `.backup` or `.partial` file (or another non-segment name of a position): position, key, size.
+type Odd<'a> = (u64, &'a String, u64);
+
+/// One deletion for a timeline: its going runs and odd files, in key order (position, then key),
+/// named by its first and last position.
+fn wal_deletion(
     cat: &ServerCatalog,
-    items: Vec<(u32, u64, String, u64)>,
+    tl: u32,
+    runs: &[&Run],
+    odd: &[Odd<'_>],
     policy: &str,
-) -> Vec<Deletion> {
-    let mut out: Vec<Deletion> = Vec::new();
-    // Each deletion's timeline and last position, to name it once it is complete.
-    let mut last: Vec<(u32, u64)> = Vec::new();
-    for (tl, p, key, size) in items {
-        match out
-            .last_mut()
-            .filter(|_| last.last().is_some_and(|l| l.0 == tl))
-        {
-            Some(d) => {
-                d.keys.push(key);
-                d.bytes += size;
-                if let Some(l) = last.last_mut() {
-                    l.1 = p;
+) -> Option<Deletion> {
+    let mut keys = Keys::default();
+    let mut bytes = 0;
+    let mut ends: Option<(u64, u64)> = None;
+    let mut mark = |a: u64, b: u64| ends = Some(ends.map_or((a, b), |(f, _)| (f, b)));
+    let mut odd = odd.iter().peekable();
+    for run in runs {
+        bytes += run.bytes;
+        let mut a = run.first;
+        while let Some((p, key, size)) = odd.next_if(|o| o.0 <= run.last) {
+            bytes += size;
+            if *p < a {
+                keys.push((*key).clone());
+                mark(*p, *p);
+                continue;
+            }
+            if *p > a {
+                keys.push_segments(&cat.keys, tl, a, p - 1, &run.shape);
+                mark(a, p - 1);
+            }
+            mark(*p, *p);
+            // Files of a position inside the run go where their keys sort among the segment's.
+            let seg = cat.keys.key(tl, *p, &run.shape);
+            if key.as_str() < seg.as_str() {
+                keys.push((*key).clone());
+                while let Some((_, k, s)) =
+                    odd.next_if(|o| o.0 == *p && o.1.as_str() < seg.as_str())
+                {
+                    bytes += s;
+                    keys.push((*k).clone());
                 }
+                keys.push_segments(&cat.keys, tl, *p, *p, &run.shape);
+            } else {
+                keys.push_segments(&cat.keys, tl, *p, *p, &run.shape);
+                keys.push((*key).clone());
             }
-            None => {
-                out.push(Deletion {
-                    what: What::Wal,
-                    name: wal::name_of(tl, p, cat.segment_size),
-                    reason: format!(
-                        "timeline {tl}: older than the oldest kept backup's begin_wal (policy {policy})"
-                    ),
-                    keys: vec![key],
-                    bytes: size,
-                });
-                last.push((tl, p));
-            }
+            a = p + 1;
+        }
+        keys.push_segments(&cat.keys, tl, a, run.last, &run.shape);
+        if a <= run.last {
+            mark(a, run.last);
         }
     }
-    for (d, (tl, p)) in out.iter_mut().zip(last) {
-        if d.keys.len() > 1 {
-            d.name = format!("{} .. {}", d.name, wal::name_of(tl, p, cat.segment_size));
-        }
+    for (p, key, size) in odd {
+        bytes += size;
+        keys.push((*key).clone());
+        mark(*p, *p);
     }
-    out
+    let (first, last) = ends?;
+    let mut name = wal::name_of(tl, first, cat.segment_size);
+    if keys.len() > 1 {
+        name = format!("{name} .. {}", wal::name_of(tl, last, cat.segment_size));
+    }
+    Some(Deletion {
+        what: What::Wal,
+        name,
+        reason: format!(
+            "timeline {tl}: older than the oldest kept backup's begin_wal (policy {policy})"
+        ),
+        keys,
+        bytes,
+    })
 }

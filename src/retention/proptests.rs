@@ -271,8 +271,8 @@ proptest! {
         let plan = plan_of(&cat, &p, now);
         for d in plan.deletions.iter().filter(|d| d.what == What::BarmanBackup) {
             let b = cat.backups.iter().find(|b| b.id == d.name).unwrap();
-            prop_assert_eq!(&d.keys[0], &format!("srv/base/{}/backup.info", b.id));
-            let mut keys = d.keys.clone();
+            let mut keys = d.keys.to_vec();
+            prop_assert_eq!(&keys[0], &format!("srv/base/{}/backup.info", b.id));
             keys.sort();
             let mut all: Vec<String> = b.objects.iter().map(|o| o.key.clone()).collect();
             all.sort();

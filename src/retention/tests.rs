@@ -57,7 +57,11 @@ fn keeps_the_window_and_the_backup_before_it() {
             .any(|k| k.name == "c" && k.reason.contains("base for the window"))
     );
     let d = &plan.deletions[0];
-    assert_eq!(d.keys[0], "srv/base/a/backup.info", "descriptor first");
+    assert_eq!(
+        d.keys.to_vec()[0],
+        "srv/base/a/backup.info",
+        "descriptor first"
+    );
     assert!(d.reason.contains("before the window start"), "{}", d.reason);
     invariants::check_postgres(&cat, &plan, &p, minutes(40)).unwrap();
 }
@@ -85,11 +89,11 @@ fn keep_annotations_and_minimum_redundancy() {
 
     cat.backups[0].keep = Some("standalone".into());
     let plan = postgres::plan(&cat, &policy("15m", 1), "s", minutes(40), DEFAULT_GRACE).unwrap();
-    let wal: Vec<&String> = plan
+    let wal: Vec<String> = plan
         .deletions
         .iter()
         .filter(|d| d.what == What::Wal)
-        .flat_map(|d| &d.keys)
+        .flat_map(|d| d.keys.to_vec())
         .collect();
     assert_eq!(
         wal.len(),
@@ -137,7 +141,7 @@ fn invariants_refuse_plans_that_break_restorability() {
         what: What::Wal,
         name: "x".into(),
         reason: String::new(),
-        keys: vec![cat.timelines[&1].segments[&33].key.clone()],
+        keys: vec![crate::barman::testkit::seg_key(1, 33)].into(),
         bytes: 1,
     });
     let v = invariants::check_postgres(&cat, &bad, &p, minutes(40)).unwrap_err();
@@ -150,7 +154,7 @@ fn invariants_refuse_plans_that_break_restorability() {
         what: What::BarmanBackup,
         name: "c".into(),
         reason: String::new(),
-        keys: vec!["srv/base/c/backup.info".into()],
+        keys: vec!["srv/base/c/backup.info".to_string()].into(),
         bytes: 1,
     });
     let v = invariants::check_postgres(&cat, &plan, &p, minutes(40)).unwrap_err();
@@ -167,8 +171,9 @@ async fn executor_deletes_descriptors_before_any_data() {
     let mut plan = postgres::plan(&cat, &p, "s", minutes(40), DEFAULT_GRACE).unwrap();
     // Give each backup some data keys beyond its descriptor.
     for d in plan.deletions.iter_mut().filter(|d| d.what != What::Wal) {
-        d.keys
-            .extend((0..3).map(|i| format!("srv/base/{}/data_{i}.tar", d.name)));
+        for i in 0..3 {
+            d.keys.push(format!("srv/base/{}/data_{i}.tar", d.name));
+        }
     }
     let dir = tempfile::tempdir().unwrap();
     let url = StorageUrl::parse(&format!("file://{}", dir.path().display())).unwrap();
@@ -181,7 +186,7 @@ async fn executor_deletes_descriptors_before_any_data() {
         .deletions
         .iter()
         .filter(|d| d.what != What::Wal)
-        .map(|d| d.keys[0].clone())
+        .filter_map(|d| d.keys.first())
         .collect();
     assert_eq!(
         descriptors,
@@ -201,10 +206,53 @@ async fn executor_deletes_descriptors_before_any_data() {
         "the data of every backup and the WAL packed in one batch after the descriptors: {calls:?}"
     );
     let mut all: Vec<&String> = calls.iter().flatten().collect();
-    let mut want: Vec<&String> = plan.deletions.iter().flat_map(|d| &d.keys).collect();
+    let want: Vec<String> = plan
+        .deletions
+        .iter()
+        .flat_map(|d| d.keys.to_vec())
+        .collect();
+    let mut want: Vec<&String> = want.iter().collect();
     all.sort();
     want.sort();
     assert_eq!(all, want, "every planned key exactly once");
     assert_eq!(summary.backups, 2);
     assert_eq!(summary.objects, want.len());
+}
+
+/// `.backup` and `.partial` files among the WAL that goes are named in key order, position first,
+/// and the deletion is named from its first position to its last.
+#[test]
+fn wal_deletions_interleave_odd_files_in_key_order() {
+    use crate::barman::testkit::{SIZE, seg_key};
+    let mut cat = four();
+    let odd = [
+        "srv/wals/0000000100000000/000000010000000000000005.partial",
+        "srv/wals/0000000100000000/000000010000000000000005.00000028.backup",
+        "srv/wals/0000000100000000/000000010000000000000003.partial",
+    ];
+    for k in odd {
+        cat.other_wal_files.push(crate::store::ObjectMeta {
+            key: k.into(),
+            size: 7,
+            last_modified: None,
+        });
+    }
+    cat.other_wal_files.sort_by(|a, b| a.key.cmp(&b.key));
+    let plan = postgres::plan(&cat, &policy("15m", 1), "s", minutes(40), DEFAULT_GRACE).unwrap();
+    let wal: Vec<_> = plan
+        .deletions
+        .iter()
+        .filter(|d| d.what == What::Wal)
+        .collect();
+    assert_eq!(wal.len(), 1);
+    assert_eq!(
+        wal[0].name,
+        "000000010000000000000002 .. 000000010000000000000013"
+    );
+    let mut want: Vec<(u64, String)> = (2..=19).map(|p| (p, seg_key(1, p))).collect();
+    want.extend([(5, odd[0].into()), (5, odd[1].into()), (3, odd[2].into())]);
+    want.sort();
+    let want: Vec<String> = want.into_iter().map(|(_, k)| k).collect();
+    assert_eq!(wal[0].keys.to_vec(), want);
+    assert_eq!(wal[0].bytes, 18 * SIZE + 3 * 7);
 }

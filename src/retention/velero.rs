@@ -55,7 +55,7 @@ pub fn plan(
             what,
             name: b.name.clone(),
             reason,
-            keys: keys.into_iter().map(|(k, _)| k).collect(),
+            keys: keys.into_iter().map(|(k, _)| k).collect::<Vec<_>>().into(),
             bytes,
         });
     }

@@ -32,7 +32,7 @@ pub(super) fn judge(
     s.window = Some(WindowSummary {
         earliest: window.earliest,
         latest: window.latest,
-        newest_wal: newest_wal.map(|w| w.name.clone()),
+        newest_wal: newest_wal.as_ref().map(|w| w.name.clone()),
     });
     let out = &mut s.violations;
     backup_problems(cat, window, now, out);
@@ -60,7 +60,7 @@ pub(super) fn judge(
         age_seconds: (now - end).num_seconds(),
     });
     check_schedule(schedule, begin, now, out);
-    match newest_wal.and_then(|w| Some((w, w.archived?))) {
+    match newest_wal.as_ref().and_then(|w| Some((w, w.archived?))) {
         Some((w, at)) if now - at > p.rpo.0 => {
             let msg = format!(
                 "newest archived WAL {} is {} old (rpo {})",

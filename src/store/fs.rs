@@ -59,33 +59,57 @@ impl FsStore {
         }
     }
 
-    /// Walks `dir` (recursively when `deep`), collecting objects whose key starts with `prefix`.
-    fn walk(&self, dir: &Path, prefix: &str, deep: bool, out: &mut DirListing) -> Result<()> {
+    /// Walks `dir` (its key `rel`, ending in `/` or empty at the root; recursively when `deep`),
+    /// collecting objects whose key starts with `prefix`. Only matching files are stat'ed: the
+    /// entry type comes with the folder listing itself.
+    fn walk(
+        &self,
+        dir: &Path,
+        rel: &str,
+        prefix: &str,
+        deep: bool,
+        out: &mut DirListing,
+    ) -> Result<()> {
         let entries = match std::fs::read_dir(dir) {
             Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            // A prefix through a missing folder, or through an object, is just empty.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+                ) =>
+            {
+                return Ok(());
+            }
             Err(e) => return Err(self.io("reading folder", dir, e)),
         };
         for entry in entries {
             let entry = entry.map_err(|e| self.io("reading folder", dir, e))?;
+            let name = entry.file_name();
+            let key = format!("{rel}{}", name.to_string_lossy());
+            if !key.starts_with(prefix) && !prefix.starts_with(&key) {
+                continue;
+            }
             let path = entry.path();
-            let md = entry.metadata().map_err(|e| self.io("reading", &path, e))?;
-            let rel = path
-                .strip_prefix(&self.root)
-                .unwrap_or(&path)
-                .to_string_lossy()
-                .into_owned();
-            if md.is_dir() {
-                let rel_dir = format!("{rel}/");
+            let kind = entry
+                .file_type()
+                .map_err(|e| self.io("reading", &path, e))?;
+            if kind.is_dir() {
+                let key = format!("{key}/");
                 // A folder on the way to the prefix (or the prefix itself) is walked through;
                 // one below the prefix is either walked (deep) or reported as a "folder".
-                if prefix.starts_with(&rel_dir) || (deep && rel_dir.starts_with(prefix)) {
-                    self.walk(&path, prefix, deep, out)?;
-                } else if rel_dir.starts_with(prefix) {
-                    out.dirs.push(rel_dir);
+                if prefix.starts_with(&key) || (deep && key.starts_with(prefix)) {
+                    self.walk(&path, &key, prefix, deep, out)?;
+                } else if key.starts_with(prefix) {
+                    out.dirs.push(key);
                 }
-            } else if rel.starts_with(prefix) && !rel.ends_with(TMP_SUFFIX) {
-                out.objects.push(self.meta(&path, &md));
+            } else if key.starts_with(prefix) && !key.ends_with(TMP_SUFFIX) {
+                let md = entry.metadata().map_err(|e| self.io("reading", &path, e))?;
+                out.objects.push(ObjectMeta {
+                    key,
+                    size: md.len(),
+                    last_modified: md.modified().ok().map(DateTime::<Utc>::from),
+                });
             }
         }
         Ok(())
@@ -111,7 +135,18 @@ impl FsStore {
             return Err(Error::NoSuchFolder(self.root.clone()));
         }
         let mut out = DirListing::default();
-        self.walk(&self.root, prefix, deep, &mut out)?;
+        // Straight to the prefix's folder: starting at the root and walking down would read
+        // (and once stat'ed) every folder on the way, for every listing (issue 14).
+        let folder = prefix.rfind('/').map_or("", |i| &prefix[..=i]);
+        // Keys never hold `.`, `..` or empty components (nor start with `/`): such a prefix
+        // matches nothing, and must not lead out of the root.
+        if folder
+            .split_terminator('/')
+            .any(|c| c.is_empty() || c == "." || c == "..")
+        {
+            return Ok(out);
+        }
+        self.walk(&self.root.join(folder), folder, prefix, deep, &mut out)?;
         out.objects.sort_by(|a, b| a.key.cmp(&b.key));
         out.dirs.sort();
         Ok(out)

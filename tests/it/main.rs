@@ -12,6 +12,7 @@ mod drill;
 mod drill_page;
 mod errors;
 mod faults;
+mod golden_archive;
 mod harness;
 mod kube;
 mod render;
