@@ -49,7 +49,10 @@ impl Outcome {
     about = "Backup and disaster recovery for the openova platform (Velero + CloudNativePG/Barman Cloud on S3/R2)",
     after_help = "Exit codes: 0 all good, 1 a policy or check failed, 2 an error (bad input, storage unreachable).\n\
                   S3 credentials come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or an AWS profile); the endpoint \
-                  from the policy's storage.endpoint or OPENOVA_S3_ENDPOINT."
+                  from the policy's storage.endpoint or OPENOVA_S3_ENDPOINT.\n\
+                  Every store call is bounded and retried with backoff: storage.timeouts in a policy, or \
+                  OPENOVA_S3_CONNECT_TIMEOUT, _ATTEMPT_TIMEOUT, _OPERATION_TIMEOUT, _STALL_TIMEOUT and \
+                  OPENOVA_S3_RETRY_BUDGET (README: Timeouts and retries)."
 )]
 pub struct Cli {
     /// Output format of results on stdout.
