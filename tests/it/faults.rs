@@ -13,6 +13,7 @@ use crate::support::{Postgres, S3Kind, S3Server, barman, unique_name};
 use chrono::{TimeDelta, Utc};
 use std::path::Path;
 use std::time::{Duration, Instant};
+use tempfile::TempDir;
 
 const PLAIN: &str = include_str!("../fixtures/barman/done-plain.backup.info");
 /// A run that takes longer than this hung: with the bounds below every command ends far sooner.
@@ -237,6 +238,18 @@ struct Case<'a> {
     compare: bool,
 }
 
+impl Case<'_> {
+    /// The command through `proxy` with a fresh output folder (returned, so that a test can
+    /// look into what it left).
+    fn run(&self, s3: &S3Server, proxy: &FaultProxy, log: &str) -> (Run, Duration, TempDir) {
+        let out = tempfile::tempdir().unwrap();
+        let args = (self.args)(out.path());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (run, took) = run_via(s3, proxy, &args, log);
+        (run, took, out)
+    }
+}
+
 fn faults_on(kind: S3Kind) {
     let s3 = S3Server::start(kind);
     let proxy = FaultProxy::start(s3.port());
@@ -436,10 +449,7 @@ fn faults_on(kind: S3Kind) {
 
     let mut level = LOG_LEVELS.iter().cycle();
     for case in &cases {
-        let out = tempfile::tempdir().unwrap();
-        let args = (case.args)(out.path());
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let (clean, _) = run_via(&s3, &proxy, &args, "error");
+        let (clean, _, _) = case.run(&s3, &proxy, "error");
         // `status` says 1: the fresh archive cannot cover a 7-day window yet. That is its answer.
         let code = if case.name == "status" { 1 } else { 0 };
         assert_eq!(
@@ -458,10 +468,7 @@ fn faults_on(kind: S3Kind) {
             proxy.clear();
             proxy.add(rule.clone());
             let before = proxy.count(*fault);
-            let out = tempfile::tempdir().unwrap();
-            let args = (case.args)(out.path());
-            let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            let (run, _) = run_via(&s3, &proxy, &args, level.next().unwrap());
+            let (run, _, _) = case.run(&s3, &proxy, level.next().unwrap());
             let label = format!("{kind}, {} with {what}", case.name);
             assert!(
                 proxy.count(*fault) > before,
@@ -476,10 +483,7 @@ fn faults_on(kind: S3Kind) {
         for (what, rule) in &lasting {
             proxy.clear();
             proxy.add(rule.clone());
-            let out = tempfile::tempdir().unwrap();
-            let args = (case.args)(out.path());
-            let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            let (run, took) = run_via(&s3, &proxy, &args, level.next().unwrap());
+            let (run, took, out) = case.run(&s3, &proxy, level.next().unwrap());
             let label = format!("{kind}, {} with {what}", case.name);
             assert_clear_error(&run, &s3, &label);
             assert_ne!(run.code, code, "{label}: the clean run's answer: {run:?}");

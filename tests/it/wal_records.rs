@@ -188,15 +188,9 @@ fn reads_like_waldump(compression: &[&str]) {
 }
 
 fn next_segment(name: &str) -> String {
-    let tl = &name[..8];
-    let log = u64::from_str_radix(&name[8..16], 16).unwrap();
-    let seg = u64::from_str_radix(&name[16..24], 16).unwrap();
-    let (log, seg) = if seg == 0xFF {
-        (log + 1, 0)
-    } else {
-        (log, seg + 1)
-    };
-    format!("{tl}{log:08X}{seg:08X}")
+    use openova::barman::wal::{name_of, seg_no, split_segment};
+    let (tl, log, seg) = split_segment(name).expect("a segment name");
+    name_of(tl, seg_no(log, seg, 16 << 20) + 1, 16 << 20)
 }
 
 #[test]

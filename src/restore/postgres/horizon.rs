@@ -4,6 +4,7 @@
 //! was reached" once the whole base backup is down; checked first, it costs one or two segment
 //! downloads instead.
 
+use crate::barman::wal::{name_of, seg_no, split_segment};
 use crate::store::ObjectStore;
 use crate::wal;
 use crate::wal::records::{self, LastTransaction, Segment};
@@ -44,7 +45,11 @@ pub async fn last_transaction(
                 .map_or(name.clone(), |s| s.name.to_string());
             return Ok(Some((at, t)));
         }
-        let Some(prev) = previous(&name) else { break };
+        // The segment's own length is its size (the reader refuses one that differs from its
+        // header).
+        let Some(prev) = previous(&name, data.len() as u64) else {
+            break;
+        };
         newer = Some((name, data));
         name = prev;
     }
@@ -59,20 +64,11 @@ fn starts_at(s: &Segment<'_>) -> u64 {
         .map_or(0, u64::from_le_bytes)
 }
 
-/// The segment before `name` on its timeline (16 MiB segments number 256 per log).
-fn previous(name: &str) -> Option<String> {
-    if name.len() != 24 || !name.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    let tl = &name[..8];
-    let log = u64::from_str_radix(&name[8..16], 16).ok()?;
-    let seg = u64::from_str_radix(&name[16..24], 16).ok()?;
-    let (log, seg) = match (log, seg) {
-        (0, 0) => return None,
-        (l, 0) => (l - 1, 0xFF),
-        (l, s) => (l, s - 1),
-    };
-    Some(format!("{tl}{log:08X}{seg:08X}"))
+/// The segment before `name` on its timeline, for segments of `segment_size` bytes.
+fn previous(name: &str, segment_size: u64) -> Option<String> {
+    let (tl, log, seg) = split_segment(name)?;
+    let no = seg_no(log, seg, segment_size).checked_sub(1)?;
+    Some(name_of(tl, no, segment_size))
 }
 
 #[cfg(test)]
@@ -81,14 +77,20 @@ mod tests {
 
     #[test]
     fn previous_segments() {
+        const MIB16: u64 = 16 << 20;
         assert_eq!(
-            previous("000000020000000100000000").as_deref(),
+            previous("000000020000000100000000", MIB16).as_deref(),
             Some("0000000200000000000000FF")
         );
         assert_eq!(
-            previous("000000010000000000000005").as_deref(),
+            previous("000000010000000000000005", MIB16).as_deref(),
             Some("000000010000000000000004")
         );
-        assert_eq!(previous("000000010000000000000000"), None);
+        assert_eq!(previous("000000010000000000000000", MIB16), None);
+        // 64 MiB segments: 64 per log.
+        assert_eq!(
+            previous("000000010000000100000000", 64 << 20).as_deref(),
+            Some("00000001000000000000003F")
+        );
     }
 }
