@@ -1,10 +1,7 @@
 use super::{Outcome, PolicyArgs, StoreArgs, print_json};
-use crate::catalog::{self, Scope};
-use crate::location::Location;
-use crate::policy::{self, Policy, source};
-use crate::report::{self, Output};
+use crate::policy;
+use crate::report::Output;
 use crate::status::{self, PolicyStatus};
-use crate::store;
 use chrono::{DateTime, Utc};
 use clap::Args;
 
@@ -29,11 +26,7 @@ pub async fn run(args: StatusArgs, output: Output) -> anyhow::Result<Outcome> {
         policy::load(&args.policies.policies)?,
         args.policies.policy.as_deref(),
     )?;
-    let mut results = Vec::new();
-    // Policies sharing a storage are judged from one read of it.
-    for (at, group) in source::by_location(&picked) {
-        results.extend(judge_group(&at, &group, now, usize::from(args.store.concurrency)).await);
-    }
+    let results = status::read::judge_all(&picked, now, usize::from(args.store.concurrency)).await;
     let outcome = if results.iter().any(|r| r.error.is_some()) {
         Outcome::Error
     } else if results.iter().all(|r| r.ok) {
@@ -51,56 +44,6 @@ pub async fn run(args: StatusArgs, output: Output) -> anyhow::Result<Outcome> {
         Output::Text => results.iter().for_each(|r| print_text(r, now)),
     }
     Ok(outcome)
-}
-
-async fn judge_group(
-    at: &Location,
-    group: &[&Policy],
-    now: DateTime<Utc>,
-    concurrency: usize,
-) -> Vec<PolicyStatus> {
-    let url = &at.url;
-    let scope = Scope {
-        velero: group.iter().any(|p| matches!(p, Policy::VeleroPolicy(_))),
-        servers: Some(
-            group
-                .iter()
-                .filter_map(|p| match p {
-                    Policy::PostgresPolicy(pg) => Some(pg.server_name.clone()),
-                    Policy::VeleroPolicy(_) => None,
-                })
-                .collect(),
-        ),
-    };
-    let progress = report::progress(&format!("reading {url}"));
-    let loaded = match store::open(url, &at.conn).await {
-        Ok(s) => catalog::load(s.as_ref(), &scope, concurrency).await,
-        Err(e) => Err(e),
-    };
-    progress.finish();
-    match loaded {
-        Ok(cat) => group.iter().map(|p| status::judge(p, &cat, now)).collect(),
-        Err(e) => group
-            .iter()
-            .map(|p| errored(p, &url.to_string(), &e))
-            .collect(),
-    }
-}
-
-fn errored(p: &Policy, url: &str, e: &store::Error) -> PolicyStatus {
-    let mut s = status::judge(
-        p,
-        &catalog::StorageCatalog {
-            url: url.to_string(),
-            velero: None,
-            barman: vec![],
-        },
-        Utc::now(),
-    );
-    s.ok = false;
-    s.violations.clear();
-    s.error = Some(e.to_string());
-    s
 }
 
 fn print_text(r: &PolicyStatus, now: DateTime<Utc>) {

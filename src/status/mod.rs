@@ -1,10 +1,11 @@
 //! `openova status`: judges each policy against what the object store holds. Pure: takes a
 //! loaded [`StorageCatalog`], a policy and `now`, returns violations, each one line saying what
 //! is wrong and since when. Owns the JSON shape `openova.status/v1` (see README); the checks of
-//! each kind of policy are in `velero` and `postgres`. It reads no store (the caller loads the
-//! catalog) and prints nothing (`cli::status` does).
+//! each kind of policy are in `velero` and `postgres`. [`judge`] reads no store; [`read::judge_all`]
+//! reads each storage once and judges its policies. Nothing here prints (`cli::status` does).
 
 mod postgres;
+pub mod read;
 mod velero;
 
 use crate::catalog::StorageCatalog;
