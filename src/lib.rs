@@ -4,10 +4,12 @@
 //! PostgreSQL; both write to an S3-compatible store (Cloudflare R2 in production). openova reads
 //! what they wrote, from the object store alone, and judges whether it is restorable.
 
+pub mod backup;
 pub mod barman;
 pub mod catalog;
 pub mod cli;
 pub mod cluster;
+pub mod cron;
 pub mod drill;
 pub mod location;
 pub mod policy;

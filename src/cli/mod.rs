@@ -2,7 +2,9 @@
 //! modules together. Exit codes: 0 all good, 1 a policy or check failed, 2 an error.
 
 mod apply;
+mod backup;
 mod catalog;
+mod cron;
 mod drill;
 mod render;
 mod restore;
@@ -72,6 +74,12 @@ pub enum Command {
     Retention(retention::RetentionArgs),
     /// DR drills: restore every point of the recovery window for real, check it, record RTO and RPO.
     Drill(drill::DrillArgs),
+    /// Back up now through the cluster: a Velero Backup from the policy's Schedule, a CNPG Backup of its
+    /// Cluster; with --wait, follow each to its end and check that the object store holds it.
+    Backup(backup::BackupArgs),
+    /// The CronJob's entry point: status of every policy, then retention --apply under the lease (Velero
+    /// backups the cluster knows deleted through Velero); a line per policy, exit code the worst result.
+    Cron(cron::CronArgs),
     /// Server-side apply (field manager openova) of a folder `openova render` wrote.
     Apply(apply::ApplyArgs),
     /// Render the backup layer as Kubernetes manifests (Velero, CNPG, openova's CronJobs and RBAC) from the policies.
@@ -105,6 +113,34 @@ pub struct StoreArgs {
     pub concurrency: u16,
 }
 
+/// The cluster, for commands that drive Velero through it.
+#[derive(Args, Debug, Clone)]
+pub struct ClusterArgs {
+    /// Kubeconfig file (default: KUBECONFIG, ~/.kube/config, or the pod's ServiceAccount).
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+    /// Velero's namespace.
+    #[arg(long, default_value = crate::velero::NAMESPACE)]
+    pub velero_namespace: String,
+}
+
+impl ClusterArgs {
+    /// Velero through the cluster when `needed`, checked reachable (the API server answers and lets
+    /// openova list Velero's Backups).
+    pub async fn velero(
+        &self,
+        needed: bool,
+    ) -> anyhow::Result<Option<crate::cluster::velero::Velero>> {
+        if !needed {
+            return Ok(None);
+        }
+        let client = crate::cluster::connect(self.kubeconfig.as_deref()).await?;
+        let velero = crate::cluster::velero::Velero::new(client, &self.velero_namespace);
+        velero.backups().await?;
+        Ok(Some(velero))
+    }
+}
+
 /// Runs the parsed command.
 pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
     match cli.command {
@@ -117,6 +153,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Drill(a) => drill::run(a, cli.output).await,
         Command::Render(a) => render::run(a),
         Command::Apply(a) => apply::run(a, cli.output).await,
+        Command::Cron(a) => cron::run(a, cli.output).await,
+        Command::Backup(a) => backup::run(a, cli.output).await,
     }
 }
 

@@ -41,8 +41,27 @@ pub struct VeleroArgs {
     #[arg(long, requires = "storage")]
     pub endpoint: Option<String>,
     /// Where to write the YAML files (must be empty or absent).
+    #[arg(
+        long,
+        required_unless_present = "into_cluster",
+        conflicts_with = "into_cluster"
+    )]
+    pub extract: Option<PathBuf>,
+    /// Restore into the cluster through Velero (a Restore, followed to its end) instead of writing files.
     #[arg(long)]
-    pub extract: PathBuf,
+    pub into_cluster: bool,
+    /// With --into-cluster: restore namespace OLD as NEW (repeatable), e.g. `shop:shop-restored`.
+    #[arg(long = "namespace-mapping", value_name = "OLD:NEW", requires = "into_cluster", value_parser = parse_mapping)]
+    pub namespace_mapping: Vec<(String, String)>,
+    /// With --into-cluster: restore although the backup's location is ReadWrite (Velero's disaster
+    /// procedure sets it ReadOnly first: openova render --restore-mode).
+    #[arg(long, requires = "into_cluster")]
+    pub allow_writable_location: bool,
+    /// With --into-cluster: how long the Restore may take.
+    #[arg(long, default_value = "1h", requires = "into_cluster", value_parser = |s: &str| crate::policy::Duration::parse(s))]
+    pub timeout: crate::policy::Duration,
+    #[command(flatten)]
+    pub cluster: super::ClusterArgs,
     /// Only these namespaces (repeatable); their Namespace objects and all CRDs come along.
     #[arg(long = "namespace")]
     pub namespaces: Vec<String>,
@@ -70,8 +89,21 @@ pub struct PgArgs {
     #[arg(long, value_parser = parse_target)]
     pub to: Target,
     /// Where to restore (must be empty or absent).
-    #[arg(long)]
-    pub target_dir: PathBuf,
+    #[arg(
+        long,
+        required_unless_present = "into_cluster",
+        conflicts_with = "into_cluster"
+    )]
+    pub target_dir: Option<PathBuf>,
+    /// Restore into the cluster instead: a new CNPG Cluster bootstrapped by recovery from the policy's
+    /// ObjectStore to --to, archiving under its own server folder (never into the source's).
+    #[arg(long, requires = "new_name", conflicts_with_all = ["start", "restore_command", "storage"])]
+    pub into_cluster: bool,
+    /// With --into-cluster: the new Cluster's name, also its server folder in the store (must not exist).
+    #[arg(long, requires = "into_cluster")]
+    pub new_name: Option<String>,
+    #[command(flatten)]
+    pub cluster: super::ClusterArgs,
     /// Print the plan (backup, WAL range, bytes) and touch nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -92,6 +124,15 @@ pub struct PgArgs {
     /// tablespace location must be empty or absent.
     #[arg(long = "tablespace", value_name = "NAME:DIR")]
     pub tablespaces: Vec<String>,
+}
+
+fn parse_mapping(s: &str) -> Result<(String, String), String> {
+    match s.split_once(':') {
+        Some((a, b)) if !a.is_empty() && !b.is_empty() && !b.contains(':') => {
+            Ok((a.to_string(), b.to_string()))
+        }
+        _ => Err(format!("{s:?}: give OLD:NEW, e.g. shop:shop-restored")),
+    }
 }
 
 fn parse_target(s: &str) -> Result<Target, String> {
@@ -154,8 +195,14 @@ pub async fn run(args: RestoreArgs, output: Output) -> anyhow::Result<Outcome> {
         "last_transaction": last,
         "dry_run": a.dry_run,
     });
+    if a.into_cluster {
+        return postgres_into_cluster(&a, &plan, store.as_ref(), report, output).await;
+    }
+    let Some(target_dir) = a.target_dir.clone() else {
+        bail!("give --target-dir (where to restore) or --into-cluster");
+    };
     if output == Output::Text {
-        print_plan(&plan, &a.target_dir, a.dry_run);
+        print_plan(&plan, &target_dir, a.dry_run);
         if let Some(t) = &last {
             println!(
                 "  the archive's last transaction {} at {} (segment {})",
@@ -178,7 +225,7 @@ pub async fn run(args: RestoreArgs, output: Output) -> anyhow::Result<Outcome> {
         let got = local::fetch_and_configure(
             store.as_ref(),
             &plan,
-            &a.target_dir,
+            &target_dir,
             &source,
             a.restore_command.as_deref(),
             &[],
@@ -191,7 +238,7 @@ pub async fn run(args: RestoreArgs, output: Output) -> anyhow::Result<Outcome> {
         if output == Output::Text {
             println!(
                 "base backup extracted into {} ({} bytes; download {:.1}s, extract {:.1}s); recovery.signal written",
-                a.target_dir.display(),
+                target_dir.display(),
                 got.bytes,
                 got.download_seconds,
                 got.extract_seconds
@@ -199,8 +246,8 @@ pub async fn run(args: RestoreArgs, output: Output) -> anyhow::Result<Outcome> {
         }
         if a.start {
             let reached = local::start_and_wait(
-                &a.target_dir,
-                &a.target_dir,
+                &target_dir,
+                &target_dir,
                 &plan,
                 a.port,
                 Duration::from_secs(a.timeout),
@@ -213,7 +260,7 @@ pub async fn run(args: RestoreArgs, output: Output) -> anyhow::Result<Outcome> {
                     reached.replay_seconds,
                     reached.last_replayed.as_deref().unwrap_or("none"),
                     reached.port,
-                    a.target_dir.display()
+                    target_dir.display()
                 );
             }
             report["reached"] = serde_json::to_value(&reached)?;
@@ -280,6 +327,9 @@ async fn velero(a: VeleroArgs, output: Output) -> anyhow::Result<Outcome> {
     .await?;
     let all = cat.velero.unwrap_or_default();
     let b = crate::velero::choose(&all, a.policy.as_deref(), &a.backup, &at.url.to_string())?;
+    let Some(extract) = &a.extract else {
+        return into_cluster(&a, b, store.as_ref(), output).await;
+    };
     let key = crate::velero::tarball_key(&b.name);
     let progress = report::progress(&format!("downloading {key}"));
     let tarball = store.get(&key).await;
@@ -289,7 +339,7 @@ async fn velero(a: VeleroArgs, output: Output) -> anyhow::Result<Outcome> {
         .with_context(|| format!("reading {key}: truncated or corrupt tarball"))?;
     let groups =
         crate::restore::velero::ordered(crate::restore::velero::filter(items, &a.namespaces));
-    let files = crate::restore::velero::write(&a.extract, &groups)?;
+    let files = crate::restore::velero::write(extract, &groups)?;
     match output {
         Output::Json => print_json(&serde_json::json!({
             "schema": "openova.restore-velero/v1",
@@ -303,7 +353,7 @@ async fn velero(a: VeleroArgs, output: Output) -> anyhow::Result<Outcome> {
                 b.name,
                 b.phase.as_deref().unwrap_or("-"),
                 files.len(),
-                a.extract.display()
+                extract.display()
             );
             for (gr, items) in &groups {
                 println!("  {gr}: {}", items.len());
@@ -312,6 +362,123 @@ async fn velero(a: VeleroArgs, output: Output) -> anyhow::Result<Outcome> {
                 println!(
                     "  note: the backup's phase is {}, not Completed: some objects may be missing",
                     b.phase.as_deref().unwrap_or("unknown")
+                );
+            }
+        }
+    }
+    Ok(Outcome::Ok)
+}
+
+/// `restore velero --into-cluster`: a Velero Restore of backup `b`, followed to its end.
+async fn into_cluster(
+    a: &VeleroArgs,
+    b: &crate::velero::VeleroBackup,
+    store: &dyn store::ObjectStore,
+    output: Output,
+) -> anyhow::Result<Outcome> {
+    use crate::restore::into_cluster::{self as ic, Request};
+    let client = crate::cluster::connect(a.cluster.kubeconfig.as_deref()).await?;
+    let v = crate::cluster::velero::Velero::new(client, &a.cluster.velero_namespace);
+    let location = b
+        .storage_location
+        .clone()
+        .or_else(|| a.policy.clone())
+        .unwrap_or_else(|| "default".into());
+    let req = Request {
+        backup: &b.name,
+        location: &location,
+        mapping: &a.namespace_mapping,
+        namespaces: &a.namespaces,
+        allow_writable: a.allow_writable_location,
+        bound: a.timeout.0.to_std().unwrap_or_default(),
+    };
+    let progress = report::progress(&format!("restoring {}", b.name));
+    let done = ic::velero(&v, store, &req, progress.as_ref()).await;
+    progress.finish();
+    let done = done?;
+    match output {
+        Output::Json => print_json(&serde_json::json!({
+            "schema": "openova.restore-velero-cluster/v1",
+            "restore": done,
+        }))?,
+        Output::Text => {
+            let e = &done.end;
+            println!(
+                "{} restore {} of backup {}: {} of {} items restored, {} errors, {} warnings",
+                e.phase, e.name, done.backup, e.items_restored, e.total_items, e.errors, e.warnings
+            );
+            for m in e.messages.iter().chain(&done.details) {
+                println!("  {m}");
+            }
+        }
+    }
+    Ok(if done.completed() {
+        Outcome::Ok
+    } else {
+        Outcome::Violated
+    })
+}
+
+/// `restore postgres --into-cluster --new-name NAME`: a CNPG Cluster bootstrapped by recovery, created
+/// once the plan holds (the target inside the window and before the last transaction) and the new
+/// server folder is free.
+async fn postgres_into_cluster(
+    a: &PgArgs,
+    plan: &pgrestore::Plan,
+    store: &dyn store::ObjectStore,
+    mut report: serde_json::Value,
+    output: Output,
+) -> anyhow::Result<Outcome> {
+    let Some(name) = a.policy.as_deref() else {
+        bail!(
+            "--into-cluster needs --policy: the ObjectStore, namespace and Cluster come from the PostgresPolicy"
+        );
+    };
+    let policies = crate::policy::select(crate::policy::load(&a.policies)?, Some(name))?;
+    let Some(crate::policy::Policy::PostgresPolicy(p)) = policies.first().map(|l| &l.policy) else {
+        bail!("policy {name} is not a PostgresPolicy");
+    };
+    let new_name = a.new_name.as_deref().unwrap_or_default();
+    if new_name == p.server_name || new_name == p.cluster.name {
+        bail!(
+            "--new-name {new_name} is the source's own name: the restored cluster must archive under a server folder of its own"
+        );
+    }
+    let taken = store.list_dir(&format!("{new_name}/")).await?;
+    if !taken.objects.is_empty() || !taken.dirs.is_empty() {
+        bail!(
+            "server folder {new_name}/ already holds objects in {}: the restored cluster would archive into it and CNPG \
+             refuses that (\"Expected empty archive\"); choose another --new-name",
+            store.url()
+        );
+    }
+    let target = match plan.target {
+        pgrestore::Target::Latest => None,
+        pgrestore::Target::Time(t) => Some(t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
+    };
+    let client = crate::cluster::connect(a.cluster.kubeconfig.as_deref()).await?;
+    let source =
+        crate::cluster::cnpg::cluster_spec(&client, &p.cluster.namespace, &p.cluster.name).await?;
+    let cluster = crate::render::recovery_cluster(p, new_name, target.as_deref(), source.as_ref());
+    report["cluster"] = cluster.clone();
+    if !a.dry_run {
+        crate::cluster::cnpg::create_cluster(&client, &cluster).await?;
+    }
+    match output {
+        Output::Json => print_json(&report)?,
+        Output::Text => {
+            let to = target.as_deref().unwrap_or("the end of the archive");
+            let verb = if a.dry_run { "would create" } else { "created" };
+            println!(
+                "{verb} Cluster {ns}/{new_name}: CNPG restores base backup {} of {} and replays WAL to {to}; it archives under {new_name}/ (the source's folder is only read)",
+                plan.backup_id,
+                p.server_name,
+                ns = p.cluster.namespace
+            );
+            if !a.dry_run {
+                println!(
+                    "  follow it: kubectl -n {} get cluster {new_name} -w",
+                    p.cluster.namespace
                 );
             }
         }

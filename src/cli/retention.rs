@@ -1,15 +1,12 @@
-use super::{Outcome, PolicyArgs, StoreArgs, write_json};
-use crate::catalog::{self, Scope};
-use crate::policy::{self, Duration, Policy};
-use crate::report::{self, Output};
-use crate::retention::lease::{self, Lease};
-use crate::retention::{self, Plan, execute::Summary, invariants};
-use crate::store::{self, ObjectStore, StorageUrl};
+use super::{ClusterArgs, Outcome, PolicyArgs, StoreArgs, write_json};
+use crate::cluster::velero::Deleter;
+use crate::policy::{self, Duration};
+use crate::report::Output;
+use crate::retention::run::{self, Options, Report, VeleroCluster};
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use clap::Args;
 use serde::Serialize;
-use std::sync::Arc;
 
 #[derive(Args, Debug)]
 pub struct RetentionArgs {
@@ -28,20 +25,18 @@ pub struct RetentionArgs {
     /// written has no descriptor yet either).
     #[arg(long, default_value = "24h", value_parser = |s: &str| Duration::parse(s))]
     pub grace: Duration,
+    /// With --apply, delete the Velero backups the cluster knows through Velero (a DeleteBackupRequest,
+    /// as `velero backup delete` does), the rest through the store. Implied by --kubeconfig.
+    #[arg(long)]
+    pub cluster: bool,
+    #[command(flatten)]
+    pub kube: ClusterArgs,
+    /// How long Velero may take to delete one backup (a DeleteBackupRequest).
+    #[arg(long, default_value = "5m", value_parser = |s: &str| Duration::parse(s))]
+    pub delete_timeout: Duration,
     /// Plan as of this time (RFC 3339) instead of now.
     #[arg(long, value_parser = super::status::parse_time)]
     pub at: Option<DateTime<Utc>>,
-}
-
-/// One policy's outcome: its plan, whether it was refused (and why), what was deleted.
-#[derive(Serialize)]
-struct Report {
-    policy: String,
-    plan: Option<Plan>,
-    refused: Option<String>,
-    applied: Option<Summary>,
-    /// Reading the catalog and planning (checks included), in seconds.
-    plan_seconds: f64,
 }
 
 /// The JSON document of a run (`openova.retention/v1`), written as it is serialised.
@@ -59,11 +54,34 @@ pub async fn run(args: RetentionArgs, output: Output) -> anyhow::Result<Outcome>
         policy::load(&args.policies.policies)?,
         args.policies.policy.as_deref(),
     )?;
+    let opts = Options {
+        apply: args.apply,
+        single_writer: args.single_writer,
+        grace: args.grace.0,
+        concurrency: usize::from(args.store.concurrency),
+    };
+    let velero_policies = picked
+        .iter()
+        .any(|l| matches!(l.policy, policy::Policy::VeleroPolicy(_)));
+    let with_cluster = args.apply && (args.cluster || args.kube.kubeconfig.is_some());
+    let deleter = args
+        .kube
+        .velero(with_cluster && velero_policies)
+        .await?
+        .map(|velero| Deleter {
+            velero,
+            bound: args.delete_timeout.0.to_std().unwrap_or_default(),
+        });
     let mut reports = Vec::new();
     for l in &picked {
-        let r = one(&l.policy, &args, now)
-            .await
-            .with_context(|| format!("policy {}", l.policy.name()))?;
+        let r = run::one(
+            &l.policy,
+            &opts,
+            now,
+            deleter.as_ref().map(|d| d as &dyn VeleroCluster),
+        )
+        .await
+        .with_context(|| format!("policy {}", l.policy.name()))?;
         if output == Output::Text {
             print_text(&r, args.apply);
         }
@@ -81,136 +99,6 @@ pub async fn run(args: RetentionArgs, output: Output) -> anyhow::Result<Outcome>
         Outcome::Violated
     } else {
         Outcome::Ok
-    })
-}
-
-async fn one(p: &Policy, args: &RetentionArgs, now: DateTime<Utc>) -> anyhow::Result<Report> {
-    let storage = p.storage();
-    let url = storage.url.clone();
-    let store = store::open(&url, &storage.connection()).await?;
-    let mut r = Report {
-        policy: p.name().to_string(),
-        plan: None,
-        refused: None,
-        applied: None,
-        plan_seconds: 0.0,
-    };
-    // A Velero location at the bucket root owns the whole bucket: Velero marks it unavailable
-    // when anything else appears at the top ("invalid top-level directories"), so no lease can
-    // live there.
-    let velero_at_root = matches!(p, Policy::VeleroPolicy(_))
-        && matches!(&url, StorageUrl::S3 { prefix, .. } if prefix.is_empty());
-    if args.apply && velero_at_root && !args.single_writer {
-        r.refused = Some(format!(
-            "{url} is a Velero location at the bucket root, where Velero tolerates no other object, so              openova cannot keep its retention lease there; give the location a prefix, or run with              --single-writer if nothing else deletes in it"
-        ));
-        return Ok(r);
-    }
-    // Under the lease from before the catalog is read, so two runs never plan on the same state.
-    let lease = if args.apply && !velero_at_root {
-        let (up, name) = url.parent();
-        let lease_store = store::open(&up, &storage.connection()).await?;
-        let key = format!(
-            "openova/lease/{}",
-            if name.is_empty() { "root" } else { &name }
-        );
-        match Lease::acquire(
-            lease_store,
-            &key,
-            &url.to_string(),
-            "retention",
-            args.single_writer,
-        )
-        .await
-        {
-            Ok(l) => Some(l),
-            Err(lease::Error::Store(e)) => return Err(e.into()),
-            Err(e) => {
-                r.refused = Some(e.to_string());
-                return Ok(r);
-            }
-        }
-    } else {
-        None
-    };
-    let outcome = planned_and_applied(p, args, now, store, r).await;
-    if let Some(l) = lease {
-        l.release().await?;
-    }
-    outcome
-}
-
-async fn planned_and_applied(
-    p: &Policy,
-    args: &RetentionArgs,
-    now: DateTime<Utc>,
-    store: Arc<dyn ObjectStore>,
-    mut r: Report,
-) -> anyhow::Result<Report> {
-    let url = store.url().clone();
-    let scope = match p {
-        Policy::VeleroPolicy(_) => Scope {
-            velero: true,
-            servers: Some(vec![]),
-        },
-        Policy::PostgresPolicy(pg) => Scope {
-            velero: false,
-            servers: Some(vec![pg.server_name.clone()]),
-        },
-    };
-    let started = std::time::Instant::now();
-    let progress = report::progress(&format!("reading {url}"));
-    let concurrency = usize::from(args.store.concurrency);
-    let cat = catalog::load(store.as_ref(), &scope, concurrency).await;
-    progress.finish();
-    let cat = cat?;
-    let planned = match p {
-        Policy::PostgresPolicy(pg) => match cat.barman.first() {
-            Some((server, _)) => retention::postgres::plan(server, pg, &cat.url, now, args.grace.0)
-                .map_err(|e| e.to_string())
-                .and_then(|plan| {
-                    invariants::check_postgres(server, &plan, pg, now)
-                        .map(|()| plan)
-                        .map_err(|v| format!("refused: {v}"))
-                }),
-            None => Err(format!(
-                "no Barman server folder '{}' in {}",
-                pg.server_name, cat.url
-            )),
-        },
-        Policy::VeleroPolicy(v) => {
-            let all = cat.velero.as_deref().unwrap_or_default();
-            let plan = retention::velero::plan(all, v, &cat.url, now, args.grace.0);
-            invariants::check_velero(all, &plan, v)
-                .map(|()| plan)
-                .map_err(|e| format!("refused: {e}"))
-        }
-    };
-    r.plan_seconds = started.elapsed().as_secs_f64();
-    match planned {
-        Ok(plan) => {
-            if args.apply {
-                r.applied = Some(apply(store.as_ref(), &plan, concurrency).await?);
-            }
-            r.plan = Some(plan);
-        }
-        Err(why) => r.refused = Some(why),
-    }
-    Ok(r)
-}
-
-async fn apply(
-    store: &dyn ObjectStore,
-    plan: &Plan,
-    concurrency: usize,
-) -> anyhow::Result<Summary> {
-    let started = std::time::Instant::now();
-    let progress = report::progress(&format!("{}: deleting", plan.policy));
-    let done = retention::execute::execute(store, plan, concurrency, progress.as_ref()).await;
-    progress.finish();
-    Ok(Summary {
-        seconds: started.elapsed().as_secs_f64(),
-        ..done?
     })
 }
 
@@ -239,6 +127,12 @@ fn print_text(r: &Report, apply: bool) {
     }
     for k in &plan.kept {
         println!("  keep {}: {}", k.name, k.reason);
+    }
+    if let Some(s) = r.applied.as_ref().filter(|s| !s.via_velero.is_empty()) {
+        println!(
+            "  through Velero (DeleteBackupRequest): {}",
+            s.via_velero.join(", ")
+        );
     }
     match &r.applied {
         Some(s) => println!(

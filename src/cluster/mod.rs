@@ -3,10 +3,12 @@
 //!
 //! It owns talking to the API server and turning its answers into errors that say what was refused and
 //! why (a 403 names the object and points at openova's rendered Role). It does not read files: the CLI
-//! gives it manifest text. Following Velero and CNPG objects (backup --wait, restores, deletions) is not
-//! here yet.
+//! gives it manifest text. [`velero`] drives Velero through its API (backups from a Schedule, followed
+//! to their end; deletions through a DeleteBackupRequest).
 
 pub mod apply;
+pub mod cnpg;
+pub mod velero;
 
 pub use apply::{Applied, Manifest, apply, parse};
 
@@ -44,6 +46,17 @@ pub enum Error {
         "{what}: the request to the API server failed: {cause} (check the kubeconfig's server and that the API server runs)"
     )]
     Request { what: String, cause: String },
+    #[error("{what}: not found ({hint})")]
+    Missing { what: String, hint: String },
+    #[error("{what}: no end after {}s ({state}); {hint}", bound.as_secs())]
+    TimedOut {
+        what: String,
+        bound: std::time::Duration,
+        state: String,
+        hint: String,
+    },
+    #[error("{what}: Velero refused: {}", errors.join("; "))]
+    VeleroRefused { what: String, errors: Vec<String> },
     #[error("{file}, document {doc}: {why}")]
     Manifest {
         file: String,

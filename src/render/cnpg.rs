@@ -7,7 +7,7 @@ use crate::policy::PostgresPolicy;
 use serde_json::json;
 
 /// The Barman Cloud plugin's name, as CNPG Clusters and Backups refer to it.
-pub const PLUGIN: &str = "barman-cloud.cloudnative-pg.io";
+pub const PLUGIN: &str = crate::cluster::cnpg::PLUGIN;
 
 pub(super) fn docs(p: &PostgresPolicy, t: &Target) -> Result<Vec<Doc>> {
     Ok(vec![
@@ -119,4 +119,69 @@ fn cluster_patch(p: &PostgresPolicy) -> Doc {
         ),
         value,
     }
+}
+
+/// A CNPG `Cluster` named `new_name` bootstrapped by recovery from policy `p`'s ObjectStore, to
+/// `target_time` (RFC 3339; `None`: the end of the archive). It archives its own WAL under server folder
+/// `new_name` in the same ObjectStore, so it never writes into the source's folder (CNPG refuses to
+/// archive into a folder that is not empty: "Expected empty archive"). `source` is the source Cluster's
+/// spec when the cluster still has it (instances, storage, image and PostgreSQL settings are copied);
+/// otherwise one instance with 10Gi.
+#[must_use]
+pub fn recovery_cluster(
+    p: &PostgresPolicy,
+    new_name: &str,
+    target_time: Option<&str>,
+    source: Option<&serde_json::Value>,
+) -> serde_json::Value {
+    let mut spec = serde_json::Map::new();
+    if let Some(s) = source {
+        for k in [
+            "instances",
+            "imageName",
+            "storage",
+            "walStorage",
+            "postgresql",
+            "resources",
+        ] {
+            if let Some(v) = s.get(k) {
+                spec.insert(k.to_string(), v.clone());
+            }
+        }
+    }
+    spec.entry("instances").or_insert(json!(1));
+    spec.entry("storage").or_insert(json!({ "size": "10Gi" }));
+    let mut recovery = json!({ "source": "origin" });
+    if let Some(t) = target_time {
+        recovery["recoveryTarget"] = json!({ "targetTime": t });
+    }
+    spec.insert("bootstrap".into(), json!({ "recovery": recovery }));
+    spec.insert(
+        "externalClusters".into(),
+        json!([{
+            "name": "origin",
+            "plugin": {
+                "name": PLUGIN,
+                "parameters": { "barmanObjectName": p.name, "serverName": p.server_name },
+            },
+        }]),
+    );
+    spec.insert(
+        "plugins".into(),
+        json!([{
+            "name": PLUGIN,
+            "isWALArchiver": true,
+            "parameters": { "barmanObjectName": p.name, "serverName": new_name },
+        }]),
+    );
+    json!({
+        "apiVersion": "postgresql.cnpg.io/v1",
+        "kind": "Cluster",
+        "metadata": {
+            "name": new_name,
+            "namespace": p.cluster.namespace,
+            "labels": { "app.kubernetes.io/managed-by": "openova", "openova.io/restored-from": p.server_name },
+        },
+        "spec": spec,
+    })
 }

@@ -19,6 +19,7 @@ mod velero;
 #[cfg(test)]
 mod tests;
 
+pub use cnpg::recovery_cluster;
 pub use convert::{go_duration, retention_days};
 
 use crate::drill::def as drill_def;
@@ -102,7 +103,7 @@ pub mod secrets {
 
 /// The namespace openova runs in, and Velero's.
 pub const NAMESPACE: &str = "openova";
-pub const VELERO_NAMESPACE: &str = "velero";
+pub const VELERO_NAMESPACE: &str = crate::velero::NAMESPACE;
 
 /// Renders the backup layer.
 pub fn render(input: &Input, opts: &Options) -> Result<Rendered> {

@@ -92,16 +92,21 @@ fn rbac(policies: &[Loaded]) -> Vec<Doc> {
         .iter()
         .any(|l| matches!(l.policy, Policy::VeleroPolicy(_)))
     {
+        // Each rule names the calls that need it; openova polls (no watch). The cluster tests run
+        // openova as this ServiceAccount and fail with its 403 message when a rule is missing.
         let rules = json!([
-            // backup --wait creates a Backup from a Schedule's template and follows it; retention
-            // lists the Backups the cluster knows (those go through a DeleteBackupRequest).
-            { "apiGroups": ["velero.io"], "resources": ["backups"], "verbs": ["create", "get", "list", "watch"] },
-            // Retention deletes a known backup the way Velero does, and waits for it to be handled.
-            { "apiGroups": ["velero.io"], "resources": ["deletebackuprequests"], "verbs": ["create", "get", "list", "watch"] },
+            // backup: create a Backup from a Schedule's template and follow it (get); retention and
+            // cron: list the Backups the cluster knows, follow a deletion (get).
+            { "apiGroups": ["velero.io"], "resources": ["backups"], "verbs": ["create", "get", "list"] },
+            // retention and cron delete a known backup the way Velero does, and follow the request.
+            { "apiGroups": ["velero.io"], "resources": ["deletebackuprequests"], "verbs": ["create", "get"] },
+            // restore velero --into-cluster creates a Restore and follows it.
+            { "apiGroups": ["velero.io"], "resources": ["restores"], "verbs": ["create", "get"] },
             // backup reads the Schedule whose template it copies.
-            { "apiGroups": ["velero.io"], "resources": ["schedules"], "verbs": ["get", "list"] },
-            // status and backup read whether the location is Available and writable.
-            { "apiGroups": ["velero.io"], "resources": ["backupstoragelocations"], "verbs": ["get", "list"] },
+            { "apiGroups": ["velero.io"], "resources": ["schedules"], "verbs": ["get"] },
+            // backup and restore read whether the location is writable (a ReadOnly one takes no
+            // backup; a restore wants it ReadOnly).
+            { "apiGroups": ["velero.io"], "resources": ["backupstoragelocations"], "verbs": ["get"] },
         ]);
         docs.extend(role(
             VELERO_NAMESPACE,
@@ -120,10 +125,11 @@ fn rbac(policies: &[Loaded]) -> Vec<Doc> {
         .collect();
     for ns in namespaces {
         let rules = json!([
-            // backup creates a CNPG Backup (method plugin) and follows it to its end.
-            { "apiGroups": ["postgresql.cnpg.io"], "resources": ["backups"], "verbs": ["create", "get", "list", "watch"] },
-            // backup checks that the Cluster exists and has the Barman Cloud plugin as WAL archiver.
-            { "apiGroups": ["postgresql.cnpg.io"], "resources": ["clusters"], "verbs": ["get"] },
+            // backup creates a CNPG Backup (method plugin) and follows it to its end (get).
+            { "apiGroups": ["postgresql.cnpg.io"], "resources": ["backups"], "verbs": ["create", "get"] },
+            // backup checks that the policy's Cluster exists; restore postgres --into-cluster reads its
+            // spec and creates the recovered Cluster (never updates or deletes one).
+            { "apiGroups": ["postgresql.cnpg.io"], "resources": ["clusters"], "verbs": ["create", "get"] },
         ]);
         docs.extend(role(
             ns,

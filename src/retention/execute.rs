@@ -22,6 +22,9 @@ pub struct Summary {
     pub bytes: u64,
     /// How long the deletion took.
     pub seconds: f64,
+    /// Backups deleted through Velero (a DeleteBackupRequest) rather than through the store;
+    /// counted in `backups`, `objects` and `bytes` too.
+    pub via_velero: Vec<String>,
 }
 
 /// Deletes what the plan says: first the descriptor of every backup it removes (one batch for

@@ -3,14 +3,16 @@
 //!
 //! [`postgres::plan`] and [`velero::plan`] are pure: `(catalog, policy, now) -> Plan`. Every
 //! deletion names its reason. [`invariants::check`] applies a plan to a copy of the catalog and
-//! recomputes what stays restorable; only a plan that passes goes to [`execute`]. This module
-//! owns no I/O but the executor's deletes.
+//! recomputes what stays restorable; only a plan that passes goes to [`execute`]. [`run::one`]
+//! strings it together for one policy (lease, catalog, plan, checks, deletes). Only `run`, `lease`
+//! and the executor touch the store.
 
 pub mod execute;
 pub mod invariants;
 pub mod keys;
 pub mod lease;
 pub mod postgres;
+pub mod run;
 pub mod velero;
 
 pub use keys::Keys;

@@ -8,6 +8,9 @@ pub mod tarball;
 pub use backup::{VeleroBackup, load};
 pub use tarball::{ResourceCount, inspect_tarball};
 
+/// The namespace Velero runs in on the platform (and where its objects are rendered).
+pub const NAMESPACE: &str = "velero";
+
 /// Velero backups belong to a policy through the Schedule's label, or a `NAME-` name prefix.
 #[must_use]
 pub fn velero_backups_of<'a>(name: &str, all: &'a [VeleroBackup]) -> Vec<&'a VeleroBackup> {

@@ -8,6 +8,8 @@ mod capture;
 mod catalog;
 mod cli;
 mod cluster_apply;
+mod cluster_cnpg;
+mod cluster_velero;
 mod drill;
 mod drill_page;
 mod errors;

@@ -23,6 +23,7 @@
 #![allow(dead_code)]
 
 pub mod barman;
+pub mod cnpg_standin;
 pub mod fault_proxy;
 pub mod kube;
 pub mod postgres;
