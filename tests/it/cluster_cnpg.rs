@@ -158,15 +158,6 @@ fn backup_wait_follows_a_cnpg_backup_to_the_store_and_cron_reports_a_wal_gap() {
         "{run:?}"
     );
 
-    // No request of openova's ServiceAccount was denied.
-    let audit = std::fs::read_to_string(bed.audit_log()).unwrap_or_default();
-    let denied: Vec<Value> = audit
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|e| e["user"]["username"] == SA_USER && e["responseStatus"]["code"] == 403)
-        .collect();
-    assert!(denied.is_empty(), "{denied:#?}");
-
     // restore postgres --into-cluster to a time pasted from psql: a new Cluster bootstrapped by recovery,
     // accepted by the API server (CNPG's schema and CEL rules), archiving under its own folder.
     let t = pg.sql("select now()");
@@ -245,6 +236,15 @@ fn backup_wait_follows_a_cnpg_backup_to_the_store_and_cron_reports_a_wal_gap() {
         spec["storage"]["size"], "1Gi",
         "copied from the source Cluster: {spec:#}"
     );
+
+    // No request of openova's ServiceAccount was denied.
+    let audit = std::fs::read_to_string(bed.audit_log()).unwrap_or_default();
+    let denied: Vec<Value> = audit
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["user"]["username"] == SA_USER && e["responseStatus"]["code"] == 403)
+        .collect();
+    assert!(denied.is_empty(), "{denied:#?}");
 
     // A WAL gap: three more segments, the middle one lost. cron: exit 1, the gap in its line.
     let segs: Vec<String> = (0..3).map(|_| pg.archive_a_segment()).collect();
