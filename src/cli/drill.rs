@@ -52,6 +52,12 @@ pub struct RunArgs {
     /// Where the private working folder is made (default: the system's temporary folder).
     #[arg(long)]
     pub work_dir: Option<PathBuf>,
+    /// Also restore each Velero entry for real through Velero, into scratch namespaces (namespace
+    /// mapping), check it through the API, and delete everything created after, passed or failed.
+    #[arg(long)]
+    pub into_cluster: bool,
+    #[command(flatten)]
+    pub cluster: super::ClusterArgs,
 }
 
 #[derive(Args, Debug)]
@@ -130,6 +136,10 @@ async fn run_drill(a: RunArgs, output: Output) -> anyhow::Result<Outcome> {
         port: 5432,
         replay_timeout: Duration::from_secs(a.timeout),
         work_root: a.work_dir.clone(),
+        cluster: a
+            .cluster
+            .velero(a.into_cluster && !loaded.drill.velero.is_empty())
+            .await?,
     };
     let ws = run::Workspace::create(opts.work_root.as_deref())
         .context("creating the drill's working folder")?;

@@ -8,6 +8,7 @@
 
 pub mod apply;
 pub mod cnpg;
+pub mod scratch;
 pub mod velero;
 
 pub use apply::{Applied, Manifest, apply, parse};

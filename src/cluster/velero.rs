@@ -29,6 +29,12 @@ pub struct Velero {
     namespace: String,
 }
 
+impl std::fmt::Debug for Velero {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Velero in namespace {}", self.namespace)
+    }
+}
+
 /// A Backup's end as Velero recorded it.
 #[derive(Debug, Clone, Serialize)]
 pub struct BackupEnd {
@@ -85,6 +91,26 @@ impl Velero {
         Self {
             client,
             namespace: namespace.to_string(),
+        }
+    }
+
+    /// The client it talks through.
+    #[must_use]
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Deletes Restore `name` (Velero then removes its logs and results from the store); gone
+    /// already is fine.
+    pub async fn delete_restore(&self, name: &str) -> Result<()> {
+        match self
+            .api("Restore", "restores")
+            .delete(name, &kube::api::DeleteParams::default())
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+            Err(e) => Err(Error::from_kube(self.what("delete", "Restore", name), e)),
         }
     }
 

@@ -13,6 +13,7 @@
 pub mod check;
 pub mod def;
 pub mod history;
+pub mod in_cluster;
 pub mod points;
 pub mod record;
 pub mod report;

@@ -78,6 +78,9 @@ pub struct VeleroReport {
     pub items: usize,
     /// What `expect` lists and the tarball lacks.
     pub missing: Vec<String>,
+    /// With `--into-cluster`: the backup restored for real into scratch namespaces and checked there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_cluster: Option<super::in_cluster::InClusterReport>,
 }
 
 /// `1.2 s`, `3 min 4 s`.
@@ -170,6 +173,31 @@ impl Report {
                         v.error.clone().unwrap_or_default()
                     } else {
                         v.missing.join(", ")
+                    }
+                );
+            }
+            for v in &self.velero {
+                let Some(c) = &v.in_cluster else { continue };
+                let _ = writeln!(
+                    m,
+                    "\n{}: restored into the cluster by Velero ({}) as {}: {} expected objects found{}{}{}",
+                    v.policy,
+                    c.phase.as_deref().unwrap_or("not restored"),
+                    c.namespaces.join(", "),
+                    c.found,
+                    if c.missing.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; **missing** {}", c.missing.join(", "))
+                    },
+                    c.error
+                        .as_ref()
+                        .map(|e| format!("; **error** {e}"))
+                        .unwrap_or_default(),
+                    if c.left_behind.is_empty() {
+                        "; everything it created is deleted".to_string()
+                    } else {
+                        format!("; **left behind** {}", c.left_behind.join(", "))
                     }
                 );
             }

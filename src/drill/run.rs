@@ -5,6 +5,7 @@
 
 use super::check;
 use super::def::{Drill, PostgresEntry, VeleroEntry};
+use super::in_cluster::{self, InClusterReport};
 use super::points::{self, Resolved};
 use super::report::{Budgets, PointReport, Report, SCHEMA, VeleroReport};
 use crate::barman::{ServerCatalog, Window};
@@ -29,6 +30,8 @@ pub struct Options {
     pub replay_timeout: Duration,
     /// Where the private working folder is created (default: the system's temporary folder).
     pub work_root: Option<PathBuf>,
+    /// Restore the Velero entries for real through this Velero (`--into-cluster`).
+    pub cluster: Option<crate::cluster::velero::Velero>,
 }
 
 /// A file collected for the evidence bundle (`logs/oldest-postgresql.log`, ...).
@@ -176,7 +179,7 @@ pub async fn run(
     }
     let mut velero = Vec::new();
     for entry in &drill.velero {
-        velero.push(velero_entry(entry, policies, progress).await);
+        velero.push(velero_entry(entry, policies, opts.cluster.as_ref(), progress).await);
     }
     let budgets = Budgets {
         rto_seconds: drill
@@ -555,22 +558,26 @@ fn gap_behind(point: &Resolved, plan: &pgrestore::Plan, window: &Window) -> Opti
 async fn velero_entry(
     entry: &VeleroEntry,
     policies: &[Loaded],
+    cluster: Option<&crate::cluster::velero::Velero>,
     progress: &dyn Progress,
 ) -> VeleroReport {
     let mut r = VeleroReport {
         policy: entry.policy.clone(),
         ..VeleroReport::default()
     };
-    if let Err(e) = velero_check(entry, policies, progress, &mut r).await {
+    if let Err(e) = velero_check(entry, policies, cluster, progress, &mut r).await {
         r.error = Some(e);
     }
-    r.passed = r.error.is_none() && r.missing.is_empty();
+    r.passed = r.error.is_none()
+        && r.missing.is_empty()
+        && r.in_cluster.as_ref().is_none_or(InClusterReport::passed);
     r
 }
 
 async fn velero_check(
     entry: &VeleroEntry,
     policies: &[Loaded],
+    cluster: Option<&crate::cluster::velero::Velero>,
     progress: &dyn Progress,
     r: &mut VeleroReport,
 ) -> Result<(), String> {
@@ -621,6 +628,12 @@ async fn velero_check(
         if !present {
             r.missing.push((*want).clone());
         }
+    }
+    if let Some(v) = cluster {
+        r.in_cluster = Some(
+            in_cluster::restore_and_check(v, store.as_ref(), b, &items, &entry.expect, progress)
+                .await,
+        );
     }
     Ok(())
 }

@@ -50,6 +50,12 @@ pub async fn velero(
     r: &Request<'_>,
     progress: &dyn Progress,
 ) -> anyhow::Result<Restored> {
+    let name = start(v, r, progress).await?;
+    finish(v, store, r, &name, progress).await
+}
+
+/// Checks the location and that the cluster knows the backup, then creates the Restore; returns its name.
+pub async fn start(v: &Velero, r: &Request<'_>, progress: &dyn Progress) -> anyhow::Result<String> {
     let location = v.location(r.location).await?;
     if location.access_mode != "ReadOnly" && !r.allow_writable {
         anyhow::bail!(
@@ -86,9 +92,19 @@ pub async fn velero(
         ));
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
-    let name = v.restore(r.backup, r.mapping, r.namespaces).await?;
-    let end = v.wait_restore(&name, r.bound, progress).await?;
-    let details = results(store, &name).await;
+    Ok(v.restore(r.backup, r.mapping, r.namespaces).await?)
+}
+
+/// Follows Restore `name` to its end and reads Velero's results for it from the store.
+pub async fn finish(
+    v: &Velero,
+    store: &dyn ObjectStore,
+    r: &Request<'_>,
+    name: &str,
+    progress: &dyn Progress,
+) -> anyhow::Result<Restored> {
+    let end = v.wait_restore(name, r.bound, progress).await?;
+    let details = results(store, name).await;
     Ok(Restored {
         backup: r.backup.to_string(),
         location: r.location.to_string(),
