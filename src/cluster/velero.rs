@@ -100,18 +100,35 @@ impl Velero {
         &self.client
     }
 
-    /// Deletes Restore `name` (Velero then removes its logs and results from the store); gone
-    /// already is fine.
-    pub async fn delete_restore(&self, name: &str) -> Result<()> {
-        match self
-            .api("Restore", "restores")
-            .delete(name, &kube::api::DeleteParams::default())
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-            Err(e) => Err(Error::from_kube(self.what("delete", "Restore", name), e)),
+    /// Deletes Restore `name` and waits until it is gone (Velero's finalizer first removes its logs and
+    /// results from the store); gone already is fine.
+    pub async fn delete_restore(&self, name: &str, bound: Duration) -> Result<()> {
+        let api = self.api("Restore", "restores");
+        let what = self.what("delete", "Restore", name);
+        match api.delete(name, &kube::api::DeleteParams::default()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => return Ok(()),
+            Err(e) => return Err(Error::from_kube(what, e)),
         }
+        let started = Instant::now();
+        while api
+            .get_opt(name)
+            .await
+            .map_err(|e| Error::from_kube(what.clone(), e))?
+            .is_some()
+        {
+            if started.elapsed() > bound {
+                return Err(Error::TimedOut {
+                    what,
+                    bound,
+                    state: "still there (Velero's finalizer has not run)".into(),
+                    hint: "is the Velero server running? (kubectl -n velero logs deploy/velero)"
+                        .into(),
+                });
+            }
+            tokio::time::sleep(POLL).await;
+        }
+        Ok(())
     }
 
     fn api(&self, kind: &str, plural: &str) -> Api<DynamicObject> {

@@ -170,7 +170,7 @@ async fn cleanup(
 ) {
     progress.message("drill: deleting the scratch namespaces and the Restore");
     if let Some(name) = &r.restore
-        && let Err(e) = v.delete_restore(name).await
+        && let Err(e) = v.delete_restore(name, DELETE_BOUND).await
     {
         r.left_behind.push(format!("Restore {name}: {e}"));
     }

@@ -23,6 +23,7 @@ pub(super) fn docs(
 ) -> Vec<Doc> {
     let mut docs = vec![namespace(), service_account()];
     docs.extend(rbac(policies));
+    docs.extend(drill_cluster_role(drills));
     docs.push(config_map(
         "openova-policies",
         "openova/configmap-policies.yaml",
@@ -51,10 +52,17 @@ pub(super) fn docs(
         docs.push(cron_job(
             &format!("openova-drill-{name}"),
             DRILL_SCHEDULE,
-            &["drill", "run", "--drills", DRILLS_DIR, "--name", name],
+            &drill_args(d),
             true,
             opts,
-            &format!("The DR drill {name}, weekly (Sunday 04:00 UTC), offline: it restores from the bucket alone."),
+            &if d.drill.velero.is_empty() {
+                format!("The DR drill {name}, weekly (Sunday 04:00 UTC), offline: it restores from the bucket alone.")
+            } else {
+                format!(
+                    "The DR drill {name}, weekly (Sunday 04:00 UTC): PostgreSQL offline from the bucket, the Velero \
+                     backups restored for real into scratch namespaces (drill-TAG-NS) and deleted after."
+                )
+            },
         ));
     }
     docs
@@ -85,7 +93,7 @@ fn service_account() -> Doc {
 }
 
 /// One Role (and RoleBinding) in Velero's namespace and one in each CNPG cluster's namespace. No
-/// ClusterRole: openova makes no cluster-scoped call, and no call in any other namespace.
+/// ClusterRole for these: the only cluster-wide rights are a drill's ([`drill_cluster_role`]).
 fn rbac(policies: &[Loaded]) -> Vec<Doc> {
     let mut docs = Vec::new();
     if policies
@@ -100,8 +108,9 @@ fn rbac(policies: &[Loaded]) -> Vec<Doc> {
             { "apiGroups": ["velero.io"], "resources": ["backups"], "verbs": ["create", "get", "list"] },
             // retention and cron delete a known backup the way Velero does, and follow the request.
             { "apiGroups": ["velero.io"], "resources": ["deletebackuprequests"], "verbs": ["create", "get"] },
-            // restore velero --into-cluster creates a Restore and follows it.
-            { "apiGroups": ["velero.io"], "resources": ["restores"], "verbs": ["create", "get"] },
+            // restore velero --into-cluster and drill run --into-cluster create a Restore and follow
+            // it; a drill deletes its Restore after.
+            { "apiGroups": ["velero.io"], "resources": ["restores"], "verbs": ["create", "get", "delete"] },
             // backup reads the Schedule whose template it copies.
             { "apiGroups": ["velero.io"], "resources": ["schedules"], "verbs": ["get"] },
             // backup and restore read whether the location is writable (a ReadOnly one takes no
@@ -141,6 +150,90 @@ fn rbac(policies: &[Loaded]) -> Vec<Doc> {
         ));
     }
     docs
+}
+
+/// `drill run --drills DIR --name NAME`, with `--into-cluster` when the drill has Velero entries.
+fn drill_args(d: &drill_def::Loaded) -> Vec<&str> {
+    let mut args = vec![
+        "drill",
+        "run",
+        "--drills",
+        DRILLS_DIR,
+        "--name",
+        &d.drill.name,
+    ];
+    if !d.drill.velero.is_empty() {
+        args.push("--into-cluster");
+    }
+    args
+}
+
+/// What a drill with Velero entries needs outside Velero's namespace: Velero restores into scratch
+/// namespaces named per run (`drill-TAG-NS`), which RBAC cannot name in advance, so reading the
+/// objects the drills expect there and deleting the scratch namespaces after is granted cluster-wide:
+/// `get` on exactly the resources the drill files list in `expect`, `get` and `delete` on namespaces.
+/// openova deletes only the namespaces it made for the run. Nothing when no drill has Velero entries.
+fn drill_cluster_role(drills: &[drill_def::Loaded]) -> Vec<Doc> {
+    let mut by_group: std::collections::BTreeMap<String, BTreeSet<String>> = Default::default();
+    let mut any = false;
+    for d in drills {
+        for v in &d.drill.velero {
+            any = true;
+            for r in &v.expect.resources {
+                let gr = r.split('/').next().unwrap_or_default();
+                let (plural, group) = gr.split_once('.').unwrap_or((gr, ""));
+                by_group
+                    .entry(group.to_string())
+                    .or_default()
+                    .insert(plural.to_string());
+            }
+        }
+    }
+    if !any {
+        return vec![];
+    }
+    let mut rules = vec![json!({
+        // Velero creates the scratch namespaces; the drill checks them and deletes them after.
+        "apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "delete"],
+    })];
+    for (group, plurals) in by_group {
+        // The objects the drills' `expect.resources` name, looked for in the scratch namespaces.
+        rules.push(json!({ "apiGroups": [group], "resources": plurals, "verbs": ["get"] }));
+    }
+    let role = json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRole",
+        "metadata": meta("openova-drill", None, None),
+        "rules": rules,
+    });
+    let binding = json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": meta("openova-drill", None, None),
+        "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "openova-drill" },
+        "subjects": [{ "kind": "ServiceAccount", "name": SERVICE_ACCOUNT, "namespace": NAMESPACE }],
+    });
+    vec![
+        Doc {
+            path: "openova/clusterrole-drill.yaml".into(),
+            in_kustomization: true,
+            comment: "drill run --into-cluster: Velero restores into scratch namespaces named per run (drill-TAG-NS), \
+                      which RBAC cannot name in advance, so reading the objects the drills expect there (exactly \
+                      the resources their expect lists name) and deleting the scratch namespaces after is granted \
+                      cluster-wide. openova deletes only the namespaces it made for the run. Drop the Velero entries \
+                      of the drills to drop this role."
+                .into(),
+            value: role,
+        },
+        Doc {
+            path: "openova/clusterrolebinding-drill.yaml".into(),
+            in_kustomization: true,
+            comment: format!(
+                "Grants ClusterRole openova-drill to ServiceAccount {NAMESPACE}/{SERVICE_ACCOUNT}."
+            ),
+            value: binding,
+        },
+    ]
 }
 
 fn role(ns: &str, file: &str, rules: &Value, comment: &str) -> Vec<Doc> {

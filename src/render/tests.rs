@@ -174,6 +174,7 @@ fn no_secret_is_rendered() {
 
 #[test]
 fn rbac_is_namespaced_and_bound_to_openova() {
+    // Without drills with Velero entries, no cluster-wide right at all.
     let r = rendered(&[("a.yaml", VELERO), ("b.yaml", POSTGRES)], &opts());
     assert!(!r.files.values().any(|t| t.contains("kind: ClusterRole")));
     let role = doc(&r, "openova/role-databases.yaml");

@@ -9,6 +9,7 @@ mod catalog;
 mod cli;
 mod cluster_apply;
 mod cluster_cnpg;
+mod cluster_drill;
 mod cluster_velero;
 mod drill;
 mod drill_page;
