@@ -60,11 +60,16 @@ pub async fn run(args: CronArgs, output: Output) -> anyhow::Result<Outcome> {
     let velero_policies = picked
         .iter()
         .any(|l| matches!(l.policy, policy::Policy::VeleroPolicy(_)));
-    let deleter = match args
+    let reached = args
         .cluster
         .velero(velero_policies && !args.no_cluster)
         .await
-    {
+        .map_err(|e| {
+            e.context(
+                "reaching Velero through the cluster (--no-cluster works from the store alone)",
+            )
+        });
+    let deleter = match reached {
         Ok(v) => v.map(|velero| Deleter {
             velero,
             bound: args.delete_timeout.0.to_std().unwrap_or_default(),

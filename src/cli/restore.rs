@@ -166,6 +166,9 @@ pub async fn run(args: RestoreArgs, output: Output) -> anyhow::Result<Outcome> {
         RestoreWhat::Postgres(a) => a,
         RestoreWhat::Velero(v) => return velero(v, output).await,
     };
+    if !a.into_cluster && a.new_name.is_some() {
+        bail!("--new-name goes with --into-cluster (the name of the Cluster to create)");
+    }
     let archive = a
         .request()
         .archive(a.server.as_deref(), "restore postgres")?;
@@ -314,6 +317,10 @@ fn print_plan(p: &pgrestore::Plan, dir: &Path, dry_run: bool) {
 }
 
 async fn velero(a: VeleroArgs, output: Output) -> anyhow::Result<Outcome> {
+    // clap counts a flag's default (false) as present, so `requires = "into_cluster"` cannot refuse these.
+    if !a.into_cluster && (!a.namespace_mapping.is_empty() || a.allow_writable_location) {
+        bail!("--namespace-mapping and --allow-writable-location go with --into-cluster");
+    }
     let at = a.request().velero("restore velero")?;
     let store = store::open(&at.url, &at.conn).await?;
     let cat = catalog::load(
