@@ -16,6 +16,7 @@ use crate::store::{self, ObjectStore};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+pub mod horizon;
 pub mod prefetch;
 pub mod records;
 

@@ -2,7 +2,6 @@
 //! which WAL, how many bytes), fetching and extracting the base backup, the recovery settings;
 //! [`local`] carries a plan out on this machine.
 
-pub mod horizon;
 pub mod local;
 
 use crate::barman::{BaseBackup, ServerCatalog, Window, window::Range};
@@ -173,7 +172,7 @@ pub struct AfterLast {
     pub segment: String,
 }
 
-/// The last transaction the WAL of a plan holds (see [`horizon`]).
+/// The last transaction the WAL of a plan holds (see [`crate::wal::horizon`]).
 #[derive(Debug, Clone, Serialize)]
 pub struct LastTransaction {
     pub segment: String,
@@ -189,7 +188,8 @@ pub async fn check_reachable(
     store: &dyn store::ObjectStore,
     plan: &Plan,
 ) -> Result<Option<LastTransaction>, Error> {
-    let found = match horizon::last_transaction(store, &plan.server, &plan.wal_to).await {
+    let found = match crate::wal::horizon::last_transaction(store, &plan.server, &plan.wal_to).await
+    {
         Ok(found) => found,
         Err(why) => {
             tracing::warn!(segment = %plan.wal_to, %why, "cannot read the last transaction time from the archived WAL");

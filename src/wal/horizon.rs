@@ -1,5 +1,6 @@
 //! The end of what a restore can reach: the time of the last transaction the archive's WAL
-//! holds, read from the newest segments of the plan's timeline (see `wal::records`). A target
+//! holds, read from the newest segments of a timeline (see `wal::records`). `restore` checks its
+//! target against it; `status` reports it per timeline. A target
 //! after it would make PostgreSQL stop with "recovery ended before configured recovery target
 //! was reached" once the whole base backup is down; checked first, it costs one or two segment
 //! downloads instead.
