@@ -47,6 +47,26 @@ pub struct PolicyStatus {
     pub violations: Vec<Violation>,
     /// Set when the storage could not be read at all; the policy is then not judged.
     pub error: Option<String>,
+    /// PostgreSQL: the last transaction the archive holds on each timeline, read from its newest
+    /// segments ([`read::judge_all`] fills it; empty for Velero).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub last_transactions: Vec<TimelineTransaction>,
+}
+
+/// The last commit or abort in the archived WAL of one timeline: where a restore can reach, to the
+/// transaction.
+#[derive(Debug, Clone, Serialize)]
+pub struct TimelineTransaction {
+    pub timeline: u32,
+    /// `xact_time` of the last commit or abort record; `None` when the newest segments hold none.
+    pub time: Option<DateTime<Utc>>,
+    pub committed: Option<bool>,
+    /// The segment it is in.
+    pub segment: Option<String>,
+    /// The timeline's newest archived segment.
+    pub newest_segment: String,
+    /// Why it could not be read (the segment is named).
+    pub error: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -76,6 +96,7 @@ pub fn judge(policy: &Policy, storage: &StorageCatalog, now: DateTime<Utc>) -> P
         window: None,
         violations: Vec::new(),
         error: None,
+        last_transactions: Vec::new(),
     };
     match policy {
         Policy::VeleroPolicy(p) => velero::judge(p, &policy.schedule(), storage, now, &mut s),

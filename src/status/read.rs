@@ -2,12 +2,16 @@
 //! and a storage that cannot be read gives each of its policies an `error` instead of a judgement.
 //! The judging itself stays pure ([`super::judge`]); this is the part that talks to the store.
 
-use super::{PolicyStatus, judge};
+use super::{PolicyStatus, TimelineTransaction, Violation, judge};
+use crate::barman::{ServerCatalog, wal};
 use crate::catalog::{self, Scope, StorageCatalog};
 use crate::location::Location;
+use crate::policy::PostgresPolicy;
+use crate::policy::duration::human;
 use crate::policy::{Loaded, Policy, source};
 use crate::report;
 use crate::store;
+use crate::wal::horizon;
 use chrono::{DateTime, Utc};
 
 /// Judges every policy of `picked` as of `now`, reading each storage once.
@@ -44,12 +48,28 @@ async fn judge_group(
     };
     let progress = report::progress(&format!("reading {url}"));
     let loaded = match store::open(url, &at.conn).await {
-        Ok(s) => catalog::load(s.as_ref(), &scope, concurrency).await,
+        Ok(s) => catalog::load(s.as_ref(), &scope, concurrency)
+            .await
+            .map(|c| (s, c)),
         Err(e) => Err(e),
     };
     progress.finish();
     match loaded {
-        Ok(cat) => group.iter().map(|p| judge(p, &cat, now)).collect(),
+        Ok((store, cat)) => {
+            let mut out = Vec::new();
+            for p in group {
+                let mut s = judge(p, &cat, now);
+                if let Policy::PostgresPolicy(pg) = p
+                    && let Some((server, _)) =
+                        cat.barman.iter().find(|(c, _)| c.server == pg.server_name)
+                {
+                    s.last_transactions = last_transactions(store.as_ref(), server).await;
+                    rpo_to_the_transaction(&mut s, pg, now);
+                }
+                out.push(s);
+            }
+            out
+        }
         Err(e) => group
             .iter()
             .map(|p| errored(p, &url.to_string(), &e))
@@ -71,4 +91,73 @@ fn errored(p: &Policy, url: &str, e: &store::Error) -> PolicyStatus {
     s.violations.clear();
     s.error = Some(e.to_string());
     s
+}
+
+/// The last transaction of each timeline, from its newest segments (only GETs: status stays
+/// read-only). A segment that cannot be read is reported, not fatal.
+async fn last_transactions(
+    store: &dyn store::ObjectStore,
+    server: &ServerCatalog,
+) -> Vec<TimelineTransaction> {
+    let mut out = Vec::new();
+    for t in server.timelines.values() {
+        let Some(run) = t.runs.last() else { continue };
+        let newest = wal::name_of(t.id, run.last, server.segment_size);
+        let mut row = TimelineTransaction {
+            timeline: t.id,
+            time: None,
+            committed: None,
+            segment: None,
+            newest_segment: newest.clone(),
+            error: None,
+        };
+        match horizon::last_transaction(store, &server.server, &newest).await {
+            Ok(Some((segment, last))) => {
+                row.time = Some(last.time);
+                row.committed = Some(last.committed);
+                row.segment = Some(segment);
+            }
+            Ok(None) => {}
+            Err(e) => row.error = Some(e),
+        }
+        out.push(row);
+    }
+    out
+}
+
+/// RPO to the transaction: when the newest timeline's newest segment holds its last transaction (a
+/// database that commits), what is safe ends at that transaction, and the RPO is measured against it
+/// rather than the segment's archive time. When the newest segments hold no transaction (a quiet
+/// database switching segments on archive_timeout), nothing was committed after the last one up to
+/// the newest segment, so the archive time stays the measure.
+fn rpo_to_the_transaction(s: &mut PolicyStatus, p: &PostgresPolicy, now: DateTime<Utc>) {
+    let Some(last) = s.last_transactions.iter().max_by_key(|t| t.timeline) else {
+        return;
+    };
+    let (Some(time), Some(segment)) = (last.time, last.segment.as_ref()) else {
+        return;
+    };
+    if *segment != last.newest_segment {
+        return;
+    }
+    let what = if last.committed == Some(true) {
+        "commit"
+    } else {
+        "abort"
+    };
+    s.violations.retain(|v| v.code != "rpo");
+    if now - time > p.rpo.0 {
+        s.violations.push(Violation {
+            code: "rpo",
+            message: format!(
+                "the archive's last transaction ({what} at {}, timeline {}) is {} old (rpo {})",
+                report::time(time),
+                last.timeline,
+                human(now - time),
+                p.rpo
+            ),
+            since: Some(time + p.rpo.0),
+        });
+    }
+    s.ok = s.violations.is_empty() && s.error.is_none();
 }

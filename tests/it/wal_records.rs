@@ -202,3 +202,156 @@ fn last_transaction_matches_pg_waldump_plain() {
 fn last_transaction_matches_pg_waldump_gzip() {
     reads_like_waldump(&["--gzip"]);
 }
+
+/// psql on a server started by `restore postgres --start` (socket in its data folder).
+fn psql_at(dir: &Path, port: u16, sql: &str) -> String {
+    let out = crate::support::postgres::as_postgres(pg_bin("psql"))
+        .arg("-h")
+        .arg(dir)
+        .args(["-p", &port.to_string(), "-d", "postgres", "-At", "-c", sql])
+        .output()
+        .expect("run psql");
+    assert!(
+        out.status.success(),
+        "{sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A real timeline switch: the archive of a running primary (timeline 1) restored and promoted
+/// (timeline 2), a transaction on each, timeline 2's segment and history archived by
+/// barman-cloud-wal-archive. `status` reports the last transaction of each timeline as pg_waldump
+/// reads it, and measures the RPO against the newest timeline's.
+#[test]
+fn status_reports_the_last_transaction_of_each_timeline_as_pg_waldump_reads_it() {
+    let s3 = S3Server::start(S3Kind::S3sFs);
+    let pg = Postgres::start(&s3, &unique_name("tl"));
+    let server = pg.server_name().to_string();
+    pg.base_backup();
+    pg.sql("create table t (v text)");
+    pg.sql("insert into t values ('one')");
+    pg.archive_a_segment();
+
+    // Restored to the end and promoted: timeline 2.
+    let work = tempfile::tempdir().unwrap();
+    let target = work.path().join("restored");
+    let port = crate::support::free_port();
+    let run = crate::cli::openova(
+        Some(&s3),
+        &[
+            "restore",
+            "postgres",
+            "--storage",
+            &s3.url("cnpg"),
+            "--server",
+            &server,
+            "--endpoint",
+            &s3.endpoint(),
+            "--to",
+            "latest",
+            "--target-dir",
+            target.to_str().unwrap(),
+            "--start",
+            "--port",
+            &port.to_string(),
+            "--timeout",
+            "120",
+        ],
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+    psql_at(&target, port, "create table t2 (v text)");
+    psql_at(&target, port, "insert into t2 values ('on timeline 2')");
+    let tl2 = psql_at(
+        &target,
+        port,
+        "select pg_walfile_name(pg_current_wal_lsn())",
+    );
+    assert!(tl2.starts_with("00000002"), "not promoted: {tl2}");
+    psql_at(&target, port, "select pg_switch_wal()");
+    // Timeline 2's segment and history, archived as CNPG's plugin archives them (before the server
+    // stops: its shutdown checkpoint may recycle the segment).
+    let wals = s3.list_keys(&format!("{}wals/", pg.server_key_prefix()));
+    for file in [tl2.clone(), "00000002.history".to_string()] {
+        if wals.iter().any(|k| k.ends_with(&format!("/{file}"))) {
+            continue;
+        }
+        let out = pg
+            .barman_cmd("barman-cloud-wal-archive")
+            .args([&pg.destination(), &server])
+            .arg(target.join("pg_wal").join(&file))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{file}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let _ = crate::support::postgres::as_postgres(pg_bin("pg_ctl"))
+        .arg("-D")
+        .arg(&target)
+        .args(["-m", "fast", "stop"])
+        .output();
+    // A later transaction on timeline 1 (the primary goes on).
+    pg.sql("insert into t values ('two')");
+    let tl1 = pg.switch_wal();
+    pg.wait_archived(&tl1);
+
+    let dir = tempfile::tempdir().unwrap();
+    let policy = crate::cli::postgres_policy(dir.path(), &s3, &server, "7d", "1h");
+    let status = |at: Option<&str>| {
+        let mut args = vec!["status", "--policies", policy.as_str(), "--output", "json"];
+        if let Some(at) = at {
+            args.extend(["--at", at]);
+        }
+        crate::cli::openova(Some(&s3), &args)
+    };
+    let run = status(None);
+    let json = run.json();
+    let p = &json["policies"][0];
+    let lasts = p["last_transactions"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{p:#}"));
+    assert_eq!(lasts.len(), 2, "{p:#}");
+    let fetched = dir.path().join("segs");
+    std::fs::create_dir_all(&fetched).unwrap();
+    for (row, seg) in lasts.iter().zip([&tl1, &tl2]) {
+        assert_eq!(row["newest_segment"], seg.as_str(), "{row:#}");
+        assert_eq!(row["segment"], seg.as_str(), "{row:#}");
+        fetch(&s3, &pg, seg, &fetched);
+        let theirs = waldump_last(&fetched, seg, seg).expect("pg_waldump finds a transaction");
+        let ours: DateTime<Utc> = row["time"].as_str().unwrap().parse().unwrap();
+        assert_eq!(
+            (ours, row["committed"].as_bool().unwrap()),
+            theirs,
+            "{row:#}"
+        );
+    }
+    // The RPO is measured against timeline 2's last transaction.
+    let t2: DateTime<Utc> = lasts[1]["time"].as_str().unwrap().parse().unwrap();
+    let late = (t2 + chrono::TimeDelta::minutes(61)).to_rfc3339();
+    let run = status(Some(&late));
+    let v = &run.json()["policies"][0]["violations"];
+    let rpo: Vec<&serde_json::Value> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|v| v["code"] == "rpo")
+        .collect();
+    assert_eq!(rpo.len(), 1, "{v:#}");
+    assert!(
+        rpo[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("last transaction"),
+        "{v:#}"
+    );
+    let soon = (t2 + chrono::TimeDelta::minutes(59)).to_rfc3339();
+    let run = status(Some(&soon));
+    let v = &run.json()["policies"][0]["violations"];
+    assert!(
+        !v.as_array().unwrap().iter().any(|v| v["code"] == "rpo"),
+        "{v:#}"
+    );
+}
