@@ -315,7 +315,9 @@ def ping(bucket=None):
     deadline = time.monotonic() + 60
     while True:
         try:
-            s3.list_objects_v2(Bucket=bucket, MaxKeys=1)
+            # With a delimiter: s3s-fs answers a listing without one by walking every file of the
+            # bucket, which at a million objects outlasted boto3's 60 s read timeout here.
+            s3.list_objects_v2(Bucket=bucket, MaxKeys=1, Delimiter="/")
             return 0
         except Exception as e:  # noqa: BLE001 (any failure means "not yet")
             if time.monotonic() > deadline:

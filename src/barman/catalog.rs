@@ -4,7 +4,9 @@
 //! (`wals/TTTTTTTTLLLLLLLL/`), at most `concurrency` at once, never one sequential pagination of
 //! the whole prefix (which is what makes barman-cloud-backup-delete slow on big archives). Each
 //! listing asks for a page the size of what it expects to find: stores such as Garage read as
-//! many entries as a page may hold, wherever the prefix ends.
+//! many entries as a page may hold, wherever the prefix ends. Every listing has `/` as delimiter
+//! (a backup's `annotations/` listed on its own): s3s-fs answers one without by walking the
+//! whole bucket.
 //!
 //! The backups are read first; then the WAL folders, in key order, each listing folded into the
 //! timelines' runs of segments (see [`super::runs`]) as it arrives, so that a million segments are
@@ -159,9 +161,7 @@ async fn load_backups(
 
 async fn load_backup(store: &dyn ObjectStore, dir: String) -> store::Result<BaseBackup> {
     let id = store::folder_name(&dir);
-    let objects = store::list_paged(store, &dir, false, BACKUP_FOLDER_PAGE)
-        .await?
-        .objects;
+    let objects = store::list_tree(store, &dir, BACKUP_FOLDER_PAGE).await?;
     let file = |o: &ObjectMeta| o.key[dir.len()..].to_string();
     let has = |name: &str| objects.iter().any(|o| file(o) == name);
     let has_data = objects.iter().any(|o| {
@@ -373,12 +373,16 @@ impl ServerCatalog {
     }
 }
 
-/// The servers under a Barman prefix: every folder holding `base/` or `wals/`.
-pub async fn discover_servers(store: &dyn ObjectStore) -> store::Result<Vec<String>> {
-    let top = store.list_dir("").await?;
+/// The servers under a Barman prefix: every folder of `top` (the folders at the top of the store,
+/// which the caller has listed already: on s3s-fs each listing of the top walks the whole store)
+/// holding `base/` or `wals/`.
+pub async fn discover_servers(
+    store: &dyn ObjectStore,
+    top: &[String],
+) -> store::Result<Vec<String>> {
     let mut servers = Vec::new();
-    for dir in top.dirs {
-        let sub = store.list_dir(&dir).await?;
+    for dir in top {
+        let sub = store.list_dir(dir).await?;
         if sub
             .dirs
             .iter()

@@ -80,7 +80,7 @@ async fn read(
     };
     let servers: Vec<String> = match &scope.servers {
         Some(s) => s.clone(),
-        None => barman::discover_servers(store).await?,
+        None => barman::discover_servers(store, &top.dirs).await?,
     };
     let barman = stream::iter(servers)
         .map(|s| async move {
