@@ -70,8 +70,8 @@ pub struct PgArgs {
     #[arg(long, value_parser = parse_target)]
     pub to: Target,
     /// Where to restore (must be empty or absent).
-    #[arg(long)]
-    pub target_dir: PathBuf,
+    #[arg(long, required_unless_present = "discard")]
+    pub target_dir: Option<PathBuf>,
     /// Print the plan (backup, WAL range, bytes) and touch nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -92,6 +92,10 @@ pub struct PgArgs {
     /// tablespace location must be empty or absent.
     #[arg(long = "tablespace", value_name = "NAME:DIR")]
     pub tablespaces: Vec<String>,
+    /// Download the base backup exactly as a restore does and drop the bytes, writing nothing:
+    /// the store's share of a restore (scripts/bench-restore measures its floor with it).
+    #[arg(long, hide = true, conflicts_with_all = ["start", "dry_run", "target_dir"])]
+    pub discard: bool,
 }
 
 fn parse_target(s: &str) -> Result<Target, String> {
@@ -154,8 +158,12 @@ pub async fn run(args: RestoreArgs, output: Output) -> anyhow::Result<Outcome> {
         "last_transaction": last,
         "dry_run": a.dry_run,
     });
+    if a.discard {
+        return discard(store.as_ref(), &plan, report, output).await;
+    }
+    let target_dir = a.target_dir.clone().unwrap_or_default();
     if output == Output::Text {
-        print_plan(&plan, &a.target_dir, a.dry_run);
+        print_plan(&plan, &target_dir, a.dry_run);
         if let Some(t) = &last {
             println!(
                 "  the archive's last transaction {} at {} (segment {})",
@@ -178,7 +186,7 @@ pub async fn run(args: RestoreArgs, output: Output) -> anyhow::Result<Outcome> {
         let got = local::fetch_and_configure(
             store.as_ref(),
             &plan,
-            &a.target_dir,
+            &target_dir,
             &source,
             a.restore_command.as_deref(),
             &[],
@@ -190,17 +198,20 @@ pub async fn run(args: RestoreArgs, output: Output) -> anyhow::Result<Outcome> {
         report["fetched"] = serde_json::to_value(&got)?;
         if output == Output::Text {
             println!(
-                "base backup extracted into {} ({} bytes; download {:.1}s, extract {:.1}s); recovery.signal written",
-                a.target_dir.display(),
+                "base backup extracted into {} ({} bytes in {:.1}s, {:.0} MB/s; download {:.1}s, extract {:.1}s, sync {:.1}s); recovery.signal written",
+                target_dir.display(),
                 got.bytes,
+                got.seconds,
+                got.bytes as f64 / got.seconds.max(1e-3) / 1e6,
                 got.download_seconds,
-                got.extract_seconds
+                got.extract_seconds,
+                got.sync_seconds
             );
         }
         if a.start {
             let reached = local::start_and_wait(
-                &a.target_dir,
-                &a.target_dir,
+                &target_dir,
+                &target_dir,
                 &plan,
                 a.port,
                 Duration::from_secs(a.timeout),
@@ -213,7 +224,7 @@ pub async fn run(args: RestoreArgs, output: Output) -> anyhow::Result<Outcome> {
                     reached.replay_seconds,
                     reached.last_replayed.as_deref().unwrap_or("none"),
                     reached.port,
-                    a.target_dir.display()
+                    target_dir.display()
                 );
             }
             report["reached"] = serde_json::to_value(&reached)?;
@@ -221,6 +232,35 @@ pub async fn run(args: RestoreArgs, output: Output) -> anyhow::Result<Outcome> {
     }
     if output == Output::Json {
         print_json(&report)?;
+    }
+    Ok(Outcome::Ok)
+}
+
+/// `--discard`: the download alone.
+async fn discard(
+    store: &dyn store::ObjectStore,
+    plan: &pgrestore::Plan,
+    mut report: serde_json::Value,
+    output: Output,
+) -> anyhow::Result<Outcome> {
+    let progress = report::progress(&format!("downloading base backup {}", plan.backup_id));
+    let got =
+        pgrestore::download_only(store, plan, pgrestore::Tuning::default(), progress.as_ref())
+            .await;
+    progress.finish();
+    let got = got?;
+    match output {
+        Output::Json => {
+            report["fetched"] = serde_json::to_value(&got)?;
+            print_json(&report)?;
+        }
+        Output::Text => println!(
+            "base backup {} downloaded and dropped: {} bytes in {:.1}s ({:.0} MB/s)",
+            plan.backup_id,
+            got.bytes,
+            got.seconds,
+            got.bytes as f64 / got.seconds.max(1e-3) / 1e6
+        ),
     }
     Ok(Outcome::Ok)
 }
