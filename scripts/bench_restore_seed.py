@@ -11,6 +11,10 @@ Subcommands:
                             .history, as archive_command `cp` left them) into BENCH_BUCKET, gzip-compressed as
                             barman-cloud-wal-archive -z does; prints the number of segments
   sha256 FILE...            prints `SHA256 FILE` lines
+  download DEST KEY...      downloads the objects KEY (GetObject) of BENCH_BUCKET into the folder DEST
+  manifest DIR              prints `FILES BYTES SHA256` of a restored PostgreSQL data folder: every regular file
+                            under base/ and global/ (relative path and content, in path order), what both
+                            restores of a base backup must have written identically
   ping                      waits (up to 60 s) until the bucket answers ListObjectsV2
 
 Synthetic segments are deterministic (same bytes on every run). Each is a 16 MiB PostgreSQL 15 WAL segment
@@ -175,6 +179,34 @@ def ping():
             time.sleep(0.1)
 
 
+def download(dest, keys):
+    client = s3()
+    bucket = os.environ.get("BENCH_BUCKET", "bench")
+    for key in keys:
+        client.download_file(bucket, key, os.path.join(dest, key.rsplit("/", 1)[-1]))
+
+
+def manifest(root):
+    digest, files, size = hashlib.sha256(), 0, 0
+    paths = []
+    for top in ("base", "global"):
+        for d, _, names in os.walk(os.path.join(root, top)):
+            paths.extend(os.path.join(d, n) for n in names)
+    for path in sorted(paths):
+        if not os.path.isfile(path) or os.path.islink(path):
+            continue
+        digest.update(os.path.relpath(path, root).encode() + b"\0")
+        with open(path, "rb") as f:
+            while True:
+                block = f.read(1 << 20)
+                if not block:
+                    break
+                digest.update(block)
+                size += len(block)
+        files += 1
+    print(files, size, digest.hexdigest())
+
+
 def main(argv):
     if not argv:
         print(__doc__, file=sys.stderr)
@@ -192,6 +224,10 @@ def main(argv):
                 print(hashlib.sha256(f.read()).hexdigest(), p)
     elif cmd == "ping":
         return ping()
+    elif cmd == "download" and len(args) >= 2:
+        download(args[0], args[1:])
+    elif cmd == "manifest" and len(args) == 1:
+        manifest(args[0])
     else:
         print("unknown subcommand %s" % cmd, file=sys.stderr)
         return 2

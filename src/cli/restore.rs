@@ -89,11 +89,7 @@ pub struct PgArgs {
     #[arg(long, value_parser = parse_target)]
     pub to: Target,
     /// Where to restore (must be empty or absent).
-    #[arg(
-        long,
-        required_unless_present = "into_cluster",
-        conflicts_with = "into_cluster"
-    )]
+    #[arg(long, required_unless_present_any = ["into_cluster", "discard"], conflicts_with = "into_cluster")]
     pub target_dir: Option<PathBuf>,
     /// Restore into the cluster instead: a new CNPG Cluster bootstrapped by recovery from the policy's
     /// ObjectStore to --to, archiving under its own server folder (never into the source's).
@@ -124,6 +120,10 @@ pub struct PgArgs {
     /// tablespace location must be empty or absent.
     #[arg(long = "tablespace", value_name = "NAME:DIR")]
     pub tablespaces: Vec<String>,
+    /// Download the base backup exactly as a restore does and drop the bytes, writing nothing:
+    /// the store's share of a restore (scripts/bench-restore measures its floor with it).
+    #[arg(long, hide = true, conflicts_with_all = ["start", "dry_run", "target_dir"])]
+    pub discard: bool,
 }
 
 fn parse_mapping(s: &str) -> Result<(String, String), String> {
@@ -201,6 +201,9 @@ pub async fn run(args: RestoreArgs, output: Output) -> anyhow::Result<Outcome> {
     if a.into_cluster {
         return postgres_into_cluster(&a, &plan, store.as_ref(), report, output).await;
     }
+    if a.discard {
+        return discard(store.as_ref(), &plan, report, output).await;
+    }
     let Some(target_dir) = a.target_dir.clone() else {
         bail!("give --target-dir (where to restore) or --into-cluster");
     };
@@ -240,11 +243,14 @@ pub async fn run(args: RestoreArgs, output: Output) -> anyhow::Result<Outcome> {
         report["fetched"] = serde_json::to_value(&got)?;
         if output == Output::Text {
             println!(
-                "base backup extracted into {} ({} bytes; download {:.1}s, extract {:.1}s); recovery.signal written",
+                "base backup extracted into {} ({} bytes in {:.1}s, {:.0} MB/s; download {:.1}s, extract {:.1}s, sync {:.1}s); recovery.signal written",
                 target_dir.display(),
                 got.bytes,
+                got.seconds,
+                got.bytes as f64 / got.seconds.max(1e-3) / 1e6,
                 got.download_seconds,
-                got.extract_seconds
+                got.extract_seconds,
+                got.sync_seconds
             );
         }
         if a.start {
@@ -271,6 +277,35 @@ pub async fn run(args: RestoreArgs, output: Output) -> anyhow::Result<Outcome> {
     }
     if output == Output::Json {
         print_json(&report)?;
+    }
+    Ok(Outcome::Ok)
+}
+
+/// `--discard`: the download alone.
+async fn discard(
+    store: &dyn store::ObjectStore,
+    plan: &pgrestore::Plan,
+    mut report: serde_json::Value,
+    output: Output,
+) -> anyhow::Result<Outcome> {
+    let progress = report::progress(&format!("downloading base backup {}", plan.backup_id));
+    let got =
+        pgrestore::download_only(store, plan, pgrestore::Tuning::default(), progress.as_ref())
+            .await;
+    progress.finish();
+    let got = got?;
+    match output {
+        Output::Json => {
+            report["fetched"] = serde_json::to_value(&got)?;
+            print_json(&report)?;
+        }
+        Output::Text => println!(
+            "base backup {} downloaded and dropped: {} bytes in {:.1}s ({:.0} MB/s)",
+            plan.backup_id,
+            got.bytes,
+            got.seconds,
+            got.bytes as f64 / got.seconds.max(1e-3) / 1e6
+        ),
     }
     Ok(Outcome::Ok)
 }

@@ -40,6 +40,9 @@ impl Spinner {
     pub fn start(msg: &str) -> Arc<Self> {
         let bar =
             indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::hidden());
+        // A spinner and the message: without a style the bar would draw `{wide_bar} {pos}/{len}`,
+        // which never shows the message.
+        bar.set_style(indicatif::ProgressStyle::default_spinner());
         bar.set_message(msg.to_string());
         let shown = bar.clone();
         std::thread::spawn(move || {

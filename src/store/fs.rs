@@ -186,7 +186,8 @@ impl ObjectStore for FsStore {
             })?;
             f.seek(SeekFrom::Start(offset))
                 .map_err(|e| self.io("seeking", &path, e))?;
-            let mut buf = Vec::new();
+            // Sized up front: growing by doubling would copy a large range several times.
+            let mut buf = Vec::with_capacity(usize::try_from(len.min(64 << 20)).unwrap_or(0));
             f.take(len)
                 .read_to_end(&mut buf)
                 .map_err(|e| self.io("reading", &path, e))?;

@@ -20,6 +20,7 @@ mod harness;
 mod kube;
 mod render;
 mod restore;
+mod restore_base;
 mod restore_velero;
 mod retention;
 mod retention_safety;

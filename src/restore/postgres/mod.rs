@@ -2,15 +2,17 @@
 //! which WAL, how many bytes), fetching and extracting the base backup, the recovery settings;
 //! [`local`] carries a plan out on this machine.
 
+mod fetch;
 pub mod local;
+mod untar;
+
+pub use fetch::Tuning;
 
 use crate::barman::{BaseBackup, ServerCatalog, Window, window::Range};
 use crate::report::time;
 use crate::store::{self, ObjectStore};
-use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// Where recovery should stop.
@@ -77,6 +79,9 @@ pub struct Plan {
     pub objects: Vec<String>,
     pub pg_major: Option<u32>,
     pub tablespaces: Vec<TablespacePlan>,
+    /// Each object's size as listed (the download knows where it ends, and the progress its ETA).
+    #[serde(skip)]
+    pub sizes: std::collections::BTreeMap<String, u64>,
 }
 
 /// Where a tablespace of the backup goes.
@@ -324,6 +329,12 @@ pub fn plan(cat: &ServerCatalog, window: &Window, target: Target) -> Result<Plan
         });
     }
     let wanted: std::collections::HashSet<&String> = objects.iter().collect();
+    let sizes = b
+        .objects
+        .iter()
+        .filter(|o| wanted.contains(&o.key))
+        .map(|o| (o.key.clone(), o.size))
+        .collect();
     Ok(Plan {
         server: cat.server.clone(),
         target,
@@ -341,6 +352,7 @@ pub fn plan(cat: &ServerCatalog, window: &Window, target: Target) -> Result<Plan
         objects,
         pg_major: info.version.map(|v| v / 10000),
         tablespaces,
+        sizes,
     })
 }
 
@@ -355,61 +367,124 @@ fn is_part_of(key: &str, base: &str) -> bool {
         .is_some_and(|rest| rest.starts_with(".tar") || rest.starts_with('_'))
 }
 
-/// What fetching the base backup took.
+/// What fetching the base backup took. The phase times of extraction are seconds of the
+/// extracting threads, summed over the tars (several run at once).
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Fetched {
     pub bytes: u64,
+    /// From the first request to the last byte downloaded.
     pub download_seconds: f64,
+    /// Extracting threads busy (decompressing, parsing, writing; waiting for data not counted).
     pub extract_seconds: f64,
+    pub decompress_seconds: f64,
+    pub write_seconds: f64,
+    /// Extracting threads waiting for downloaded data.
+    pub wait_seconds: f64,
+    /// The fsync pass over everything written, at the end.
+    pub sync_seconds: f64,
+    /// Wall time of the whole fetch, from the first request to the end of the fsync pass.
+    pub seconds: f64,
+    /// CPU seconds: of the extracting threads, and of the whole process during the fetch.
+    pub extract_cpu_seconds: f64,
+    pub cpu_seconds: f64,
+    /// The process's peak resident size so far (Linux `VmHWM`), in bytes.
+    pub peak_rss_bytes: Option<u64>,
 }
 
-/// Downloads the base backup and extracts it into `dir` (which must be empty or absent).
-/// Returns the bytes downloaded.
+/// Downloads the base backup and extracts it into `dir` (which must be empty or absent), then
+/// syncs it to disk. A failure leaves `dir` and the tablespace locations as they were found:
+/// absent, or empty.
 pub async fn download_and_extract(
     store: &dyn ObjectStore,
     plan: &Plan,
     dir: &Path,
     progress: &dyn crate::report::Progress,
 ) -> Result<Fetched, Error> {
+    download_and_extract_with(store, plan, dir, Tuning::default(), progress).await
+}
+
+/// [`download_and_extract`] with other chunk sizes and parallelism.
+pub async fn download_and_extract_with(
+    store: &dyn ObjectStore,
+    plan: &Plan,
+    dir: &Path,
+    tuning: Tuning,
+    progress: &dyn crate::report::Progress,
+) -> Result<Fetched, Error> {
+    let mut roots = vec![dir.to_path_buf()];
+    roots.extend(plan.tablespaces.iter().map(|t| t.location.clone()));
+    // Every destination is checked before anything is written.
+    let existed = roots
+        .iter()
+        .map(|d| empty_or_absent(d))
+        .collect::<Result<Vec<bool>, Error>>()?;
+    let done = fetch_into(store, plan, dir, tuning, progress).await;
+    if done.is_err() {
+        for (root, existed) in roots.iter().zip(existed) {
+            clear(root, existed);
+        }
+    }
+    done
+}
+
+/// `Ok(true)` when `d` exists (and is empty), `Ok(false)` when absent.
+fn empty_or_absent(d: &Path) -> Result<bool, Error> {
+    match std::fs::read_dir(d) {
+        Ok(mut entries) => match entries.next() {
+            Some(_) => Err(Error::NotEmpty(d.to_path_buf())),
+            None => Ok(true),
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(source) => Err(Error::Io {
+            what: "reading",
+            path: d.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+/// Puts a destination back as it was found: removed when it was absent, emptied when it existed.
+fn clear(root: &Path, existed: bool) {
+    if !existed {
+        let _ = std::fs::remove_dir_all(root);
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let path = e.path();
+        let _ = match e.file_type() {
+            Ok(t) if t.is_dir() => std::fs::remove_dir_all(&path),
+            _ => std::fs::remove_file(&path),
+        };
+    }
+}
+
+async fn fetch_into(
+    store: &dyn ObjectStore,
+    plan: &Plan,
+    dir: &Path,
+    tuning: Tuning,
+    progress: &dyn crate::report::Progress,
+) -> Result<Fetched, Error> {
     let io = |what, path: &Path| {
         let path = path.to_path_buf();
         move |source| Error::Io { what, path, source }
     };
-    let empty_or_absent = |d: &Path| -> Result<(), Error> {
-        if d.exists()
-            && std::fs::read_dir(d)
-                .map_err(io("reading", d))?
-                .next()
-                .is_some()
-        {
-            return Err(Error::NotEmpty(d.to_path_buf()));
-        }
-        Ok(())
-    };
-    // Every destination is checked before anything is written.
-    empty_or_absent(dir)?;
-    for t in &plan.tablespaces {
-        empty_or_absent(&t.location)?;
-    }
+    let (started, cpu0) = (std::time::Instant::now(), process_cpu());
     std::fs::create_dir_all(dir).map_err(io("creating", dir))?;
-    let mut got = Fetched::default();
-    let mut jobs: Vec<(&String, &Path)> = plan
+    let mut jobs: Vec<fetch::Job> = plan
         .objects
         .iter()
         .filter(|k| is_data(k))
-        .map(|k| (k, dir))
+        .map(|k| job(plan, k, dir))
         .collect();
     for t in &plan.tablespaces {
         std::fs::create_dir_all(&t.location).map_err(io("creating", &t.location))?;
-        jobs.extend(t.objects.iter().map(|k| (k, t.location.as_path())));
+        jobs.extend(t.objects.iter().map(|k| job(plan, k, &t.location)));
     }
-    for (key, into) in jobs {
-        let (bytes, download, extract) =
-            stream_extract(store, &plan.backup_id, key, into, CHUNK, progress).await?;
-        got.bytes += bytes;
-        got.download_seconds += download;
-        got.extract_seconds += extract;
-    }
+    let totals = fetch::fetch_all(store, &plan.backup_id, &jobs, tuning, progress).await?;
     // PostgreSQL finds each tablespace through pg_tblspc/OID.
     let links = dir.join("pg_tblspc");
     std::fs::create_dir_all(&links).map_err(io("creating", &links))?;
@@ -421,160 +496,96 @@ pub async fn download_and_extract(
     // barman-cloud-backup leaves pg_wal's content out; PostgreSQL needs the folder.
     std::fs::create_dir_all(dir.join("pg_wal")).map_err(io("creating", &dir.join("pg_wal")))?;
     let _ = std::fs::remove_file(dir.join("postmaster.pid"));
-    Ok(got)
+    progress.message("syncing the restored files to disk");
+    let synced = std::time::Instant::now();
+    let mut roots = vec![dir.to_path_buf()];
+    roots.extend(plan.tablespaces.iter().map(|t| t.location.clone()));
+    tokio::task::spawn_blocking(move || untar::sync_all(&roots, SYNC_THREADS))
+        .await
+        .map_err(|e| Error::Io {
+            what: "syncing",
+            path: dir.to_path_buf(),
+            source: std::io::Error::other(e.to_string()),
+        })??;
+    let s = &totals.spent;
+    Ok(Fetched {
+        bytes: totals.bytes,
+        download_seconds: totals.download_seconds,
+        extract_seconds: s.busy,
+        decompress_seconds: s.decompressing,
+        write_seconds: s.writing,
+        wait_seconds: s.waiting,
+        sync_seconds: synced.elapsed().as_secs_f64(),
+        seconds: started.elapsed().as_secs_f64(),
+        extract_cpu_seconds: s.cpu,
+        cpu_seconds: (process_cpu() - cpu0).max(0.0),
+        peak_rss_bytes: peak_rss(),
+    })
 }
 
-/// How much of an archive one ranged GET fetches: what is held in memory per tar, twice (one
-/// chunk being extracted, one on its way), whatever the size of the base backup.
-const CHUNK: u64 = 32 << 20;
-
-/// Downloads `key` in ranged chunks while a blocking thread extracts what has arrived into
-/// `into`: the base backup is never held in memory whole, and download and extraction overlap.
-/// Returns the bytes downloaded, the seconds spent downloading and the seconds spent extracting
-/// (waiting for data not counted).
-async fn stream_extract(
+/// Downloads every object of the base backup exactly as [`download_and_extract`] does, and drops
+/// the bytes: what the store and the network allow a restore (`restore postgres --discard`, for
+/// `scripts/bench-restore`'s floor). Nothing is written.
+pub async fn download_only(
     store: &dyn ObjectStore,
-    id: &str,
-    key: &str,
-    into: &Path,
-    chunk_size: u64,
+    plan: &Plan,
+    tuning: Tuning,
     progress: &dyn crate::report::Progress,
-) -> Result<(u64, f64, f64), Error> {
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Bytes>(1);
-    let (id_, key_, into_) = (id.to_string(), key.to_string(), into.to_path_buf());
-    let extractor = tokio::task::spawn_blocking(move || {
-        let mut reader = ChunkReader {
-            rx,
-            chunk: Bytes::new(),
-            waited: std::time::Duration::ZERO,
-        };
-        let t = std::time::Instant::now();
-        let done = extract(&id_, &key_, &mut reader, &into_);
-        (
-            done,
-            t.elapsed().saturating_sub(reader.waited).as_secs_f64(),
-        )
-    });
-    let (mut offset, mut download) = (0u64, 0.0);
-    let fetched: Result<(), Error> = async {
-        loop {
-            let t = std::time::Instant::now();
-            let chunk = store.get_range(key, offset, chunk_size).await?;
-            download += t.elapsed().as_secs_f64();
-            let n = chunk.len() as u64;
-            offset += n;
-            if n > 0 {
-                progress.message(&format!("{key}: {} MiB downloaded", offset >> 20));
-                if tx.send(chunk).is_err() {
-                    break; // the extractor stopped: its error says why
-                }
-            }
-            if n < chunk_size {
-                break;
-            }
-        }
-        Ok(())
-    }
-    .await;
-    drop(tx); // end of data
-    let (extracted, extract_seconds) = extractor.await.map_err(|e| Error::BadArchive {
-        id: id.to_string(),
-        key: key.to_string(),
-        why: format!("extraction thread failed: {e}"),
-    })?;
-    fetched?;
-    extracted?;
-    if offset == 0 {
-        return Err(Error::BadArchive {
-            id: id.to_string(),
-            key: key.to_string(),
-            why: "the object is empty".into(),
-        });
-    }
-    Ok((offset, download, extract_seconds))
+) -> Result<Fetched, Error> {
+    let (started, cpu0) = (std::time::Instant::now(), process_cpu());
+    let jobs: Vec<fetch::Job> = plan
+        .objects
+        .iter()
+        .map(|key| fetch::Job {
+            key,
+            size: plan.sizes.get(key).copied(),
+            into: None,
+        })
+        .collect();
+    let totals = fetch::fetch_all(store, &plan.backup_id, &jobs, tuning, progress).await?;
+    Ok(Fetched {
+        bytes: totals.bytes,
+        download_seconds: totals.download_seconds,
+        wait_seconds: totals.spent.waiting,
+        seconds: started.elapsed().as_secs_f64(),
+        cpu_seconds: (process_cpu() - cpu0).max(0.0),
+        peak_rss_bytes: peak_rss(),
+        ..Fetched::default()
+    })
 }
 
-/// A `Read` over the chunks the downloader sends; end of data when it hangs up.
-struct ChunkReader {
-    rx: std::sync::mpsc::Receiver<Bytes>,
-    chunk: Bytes,
-    waited: std::time::Duration,
-}
-
-impl Read for ChunkReader {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        while self.chunk.is_empty() {
-            let t = std::time::Instant::now();
-            let next = self.rx.recv();
-            self.waited += t.elapsed();
-            match next {
-                Ok(c) => self.chunk = c,
-                Err(_) => return Ok(0),
-            }
-        }
-        let n = buf.len().min(self.chunk.len());
-        buf[..n].copy_from_slice(&self.chunk.split_to(n));
-        Ok(n)
+fn job<'a>(plan: &Plan, key: &'a str, into: &'a Path) -> fetch::Job<'a> {
+    fetch::Job {
+        key,
+        size: plan.sizes.get(key).copied(),
+        into: Some(into),
     }
 }
 
-fn extract(id: &str, key: &str, body: &mut dyn Read, dir: &Path) -> Result<(), Error> {
-    let bad = |why: String| Error::BadArchive {
-        id: id.to_string(),
-        key: key.to_string(),
-        why,
+/// fsyncs at once: the device queue takes several, and each waits on its own file.
+const SYNC_THREADS: usize = 8;
+
+/// CPU seconds of this process so far (Linux `/proc/self/stat`, in clock ticks of 1/100 s; 0
+/// elsewhere).
+fn process_cpu() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
     };
-    let reader: Box<dyn Read + '_> = match key.rsplit('.').next() {
-        Some("gz") => Box::new(flate2::read::GzDecoder::new(body)),
-        Some("bz2") => Box::new(bzip2::read::BzDecoder::new(body)),
-        Some("snappy") => Box::new(snap::read::FrameDecoder::new(body)),
-        Some("tar") => Box::new(body),
-        other => return Err(bad(format!("unknown compression {other:?}"))),
-    };
-    let mut tail = EndMarker {
-        inner: reader,
-        pos: 0,
-        block_zero: true,
-        last_block_zero: false,
-    };
-    let mut archive = tar::Archive::new(&mut tail);
-    archive.set_preserve_permissions(true);
-    archive.unpack(dir).map_err(|e| bad(e.to_string()))?;
-    // The tar reader stops at a zero block (the end-of-archive marker) or, silently, at the end
-    // of the data: a tar cut at an entry boundary would pass for a shorter backup.
-    if !tail.last_block_zero {
-        return Err(bad(
-            "it ends without the tar end-of-archive marker: the object is truncated".into(),
-        ));
-    }
-    Ok(())
+    // Fields after the command name (which may hold spaces) in parentheses; utime and stime are
+    // the 14th and 15th fields, 12th and 13th after it.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
 }
 
-/// Tells whether the last whole 512-byte block read was all zeros.
-struct EndMarker<R> {
-    inner: R,
-    pos: u64,
-    block_zero: bool,
-    last_block_zero: bool,
-}
-
-impl<R: Read> Read for EndMarker<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        let mut rest = &buf[..n];
-        while !rest.is_empty() {
-            let room = (512 - self.pos % 512) as usize;
-            let (now, later) = rest.split_at(room.min(rest.len()));
-            self.block_zero &= now.iter().all(|b| *b == 0);
-            self.pos += now.len() as u64;
-            if self.pos.is_multiple_of(512) {
-                self.last_block_zero = self.block_zero;
-                self.block_zero = true;
-            }
-            rest = later;
-        }
-        Ok(n)
-    }
+/// The peak resident size of this process (Linux `VmHWM` in `/proc/self/status`).
+#[must_use]
+pub fn peak_rss() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
 
 /// The recovery settings appended to `postgresql.auto.conf`, and `recovery.signal`.
@@ -655,7 +666,26 @@ mod tests {
         assert_eq!(Target::parse("latest"), Ok(Target::Latest));
     }
     use crate::store::{FsStore, StorageUrl};
-    use std::io::Write;
+    use bytes::Bytes;
+    use std::io::{Read, Write};
+
+    /// One tar through the pipeline, in 4 KiB GETs, 3 in flight.
+    async fn stream_extract(store: &FsStore, key: &str, into: &Path) -> Result<u64, Error> {
+        let tuning = Tuning {
+            chunk: 4096,
+            ahead: 3,
+            tars: 1,
+        };
+        let job = fetch::Job {
+            key,
+            size: None,
+            into: Some(into),
+        };
+        let silent = crate::report::Silent;
+        fetch::fetch_all(store, "b", &[job], tuning, &silent)
+            .await
+            .map(|t| t.bytes)
+    }
 
     /// A gzip tar of a few files, larger than the chunk size used below.
     fn tarball() -> (Vec<u8>, Vec<(String, Vec<u8>)>) {
@@ -697,8 +727,7 @@ mod tests {
             .unwrap();
         let into = dir.path().join("out");
         std::fs::create_dir(&into).unwrap();
-        let silent = crate::report::Silent;
-        let (bytes, _, _) = stream_extract(&store, "b", "b/data.tar.gz", &into, 4096, &silent)
+        let bytes = stream_extract(&store, "b/data.tar.gz", &into)
             .await
             .unwrap();
         assert_eq!(bytes, gz.len() as u64);
@@ -712,7 +741,7 @@ mod tests {
             .unwrap();
         let into = dir.path().join("cut");
         std::fs::create_dir(&into).unwrap();
-        let e = stream_extract(&store, "b", "b/cut.tar.gz", &into, 4096, &silent)
+        let e = stream_extract(&store, "b/cut.tar.gz", &into)
             .await
             .unwrap_err()
             .to_string();
@@ -729,7 +758,7 @@ mod tests {
             .unwrap();
         let into = dir.path().join("cut-raw");
         std::fs::create_dir(&into).unwrap();
-        let e = stream_extract(&store, "b", "b/cut.tar", &into, 4096, &silent)
+        let e = stream_extract(&store, "b/cut.tar", &into)
             .await
             .unwrap_err()
             .to_string();
