@@ -84,7 +84,7 @@ pub enum Command {
     Apply(apply::ApplyArgs),
     /// Render the backup layer as Kubernetes manifests (Velero, CNPG, openova's CronJobs and RBAC) from the policies.
     Render(render::RenderArgs),
-    /// Restore from the object store alone (the cluster may be gone).
+    /// Restore from the object store alone (the cluster may be gone), or with --into-cluster through Velero / a new CNPG Cluster.
     Restore(restore::RestoreArgs),
     /// PostgreSQL restore_command: fetch one WAL file from a Barman Cloud archive (exit 0 found, 1 not found, 255 error).
     WalGet(wal_get::WalGetArgs),
