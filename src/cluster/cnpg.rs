@@ -3,7 +3,7 @@
 //! work; openova creates the object and reads the status the operator writes (`phase`, `backupId`,
 //! `error`). Every wait polls once a second and has a bound.
 
-use super::{Error, Result};
+use super::{Error, Result, text};
 use crate::report::Progress;
 use chrono::Utc;
 use kube::Client;
@@ -44,14 +44,6 @@ fn api(client: &Client, ns: &str, kind: &str, plural: &str) -> Api<DynamicObject
         plural,
     );
     Api::namespaced_with(client.clone(), ns, &ar)
-}
-
-fn text(v: &Value, path: &[&str]) -> String {
-    path.iter()
-        .try_fold(v, |v, k| v.get(k))
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string()
 }
 
 /// Checks that Cluster `ns/cluster` exists, then creates a Backup of it with the Barman Cloud plugin

@@ -121,3 +121,20 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     }
     cur.to_string()
 }
+
+/// The string at `path` in an object's JSON (`["status", "phase"]`), empty when absent.
+fn text(v: &serde_json::Value, path: &[&str]) -> String {
+    path.iter()
+        .try_fold(v, |v, k| v.get(k))
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The number at `path` in an object's JSON, 0 when absent.
+fn number(v: &serde_json::Value, path: &[&str]) -> u64 {
+    path.iter()
+        .try_fold(v, |v, k| v.get(k))
+        .and_then(serde_json::Value::as_u64)
+        .unwrap_or_default()
+}

@@ -4,7 +4,7 @@
 //! and access mode. Every wait polls once a second (no watch, so openova's Role needs no `watch`)
 //! and has a bound.
 
-use super::{Error, Result};
+use super::{Error, Result, number, text};
 use crate::report::Progress;
 use chrono::Utc;
 use kube::Client;
@@ -70,19 +70,22 @@ fn resource(kind: &str, plural: &str) -> ApiResource {
     ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("velero.io", "v1", kind), plural)
 }
 
-fn text(v: &Value, path: &[&str]) -> String {
-    path.iter()
-        .try_fold(v, |v, k| v.get(k))
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string()
-}
-
-fn number(v: &Value, path: &[&str]) -> u64 {
-    path.iter()
-        .try_fold(v, |v, k| v.get(k))
-        .and_then(Value::as_u64)
-        .unwrap_or_default()
+/// `status.failureReason` and `status.validationErrors` of a Backup or Restore, as Velero wrote them.
+fn end_messages(v: &Value) -> Vec<String> {
+    let reason = text(v, &["status", "failureReason"]);
+    let validation = v
+        .get("status")
+        .and_then(|s| s.get("validationErrors"))
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(str::to_string);
+    (!reason.is_empty())
+        .then_some(reason)
+        .into_iter()
+        .chain(validation)
+        .collect()
 }
 
 impl Velero {
@@ -257,19 +260,7 @@ impl Velero {
             let done = number(&o.data, &["status", "progress", "itemsBackedUp"]);
             let total = number(&o.data, &["status", "progress", "totalItems"]);
             if TERMINAL.contains(&phase.as_str()) {
-                let mut messages = Vec::new();
-                let reason = text(&o.data, &["status", "failureReason"]);
-                if !reason.is_empty() {
-                    messages.push(reason);
-                }
-                if let Some(v) = o
-                    .data
-                    .get("status")
-                    .and_then(|s| s.get("validationErrors"))
-                    .and_then(Value::as_array)
-                {
-                    messages.extend(v.iter().filter_map(Value::as_str).map(str::to_string));
-                }
+                let messages = end_messages(&o.data);
                 return Ok(BackupEnd {
                     name: name.to_string(),
                     phase,
@@ -490,19 +481,7 @@ impl Velero {
             let done = number(&o.data, &["status", "progress", "itemsRestored"]);
             let total = number(&o.data, &["status", "progress", "totalItems"]);
             if RESTORE_TERMINAL.contains(&phase.as_str()) {
-                let mut messages = Vec::new();
-                let reason = text(&o.data, &["status", "failureReason"]);
-                if !reason.is_empty() {
-                    messages.push(reason);
-                }
-                if let Some(v) = o
-                    .data
-                    .get("status")
-                    .and_then(|s| s.get("validationErrors"))
-                    .and_then(Value::as_array)
-                {
-                    messages.extend(v.iter().filter_map(Value::as_str).map(str::to_string));
-                }
+                let messages = end_messages(&o.data);
                 return Ok(RestoreEnd {
                     name: name.to_string(),
                     phase,

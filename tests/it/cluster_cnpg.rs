@@ -238,12 +238,7 @@ fn backup_wait_follows_a_cnpg_backup_to_the_store_and_cron_reports_a_wal_gap() {
     );
 
     // No request of openova's ServiceAccount was denied.
-    let audit = std::fs::read_to_string(bed.audit_log()).unwrap_or_default();
-    let denied: Vec<Value> = audit
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|e| e["user"]["username"] == SA_USER && e["responseStatus"]["code"] == 403)
-        .collect();
+    let denied = bed.denied(SA_USER);
     assert!(denied.is_empty(), "{denied:#?}");
 
     // A WAL gap: three more segments, the middle one lost. cron: exit 1, the gap in its line.

@@ -6,7 +6,6 @@
 use crate::cli::openova;
 use crate::support::S3Server;
 use crate::support::kube::{KubeOptions, KubeTestBed, Velero};
-use serde_json::Value;
 use std::path::Path;
 
 const SA_USER: &str = "system:serviceaccount:openova:openova";
@@ -193,12 +192,6 @@ fn drill_into_cluster_restores_into_scratch_namespaces_and_leaves_nothing_behind
     assert!(c["left_behind"].as_array().unwrap().is_empty(), "{c:#}");
     assert_eq!(left_behind(&bed), Vec::<String>::new());
 
-    let audit = std::fs::read_to_string(bed.audit_log()).unwrap_or_default();
-    let denied: Vec<String> = audit
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|e| e["user"]["username"] == SA_USER && e["responseStatus"]["code"] == 403)
-        .map(|e| format!("{} {}", e["verb"], e["requestURI"]))
-        .collect();
+    let denied = bed.denied(SA_USER);
     assert!(denied.is_empty(), "{denied:#?}");
 }

@@ -72,17 +72,6 @@ fn as_openova(bed: &KubeTestBed, out: &Path) -> PathBuf {
     bed.kubeconfig_with_token("openova", token.trim())
 }
 
-/// Requests of openova's ServiceAccount the API server denied, from the audit log.
-fn denied(bed: &KubeTestBed) -> Vec<String> {
-    let audit = std::fs::read_to_string(bed.audit_log()).unwrap_or_default();
-    audit
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|e| e["user"]["username"] == SA_USER && e["responseStatus"]["code"] == 403)
-        .map(|e| format!("{} {}", e["verb"], e["requestURI"]))
-        .collect()
-}
-
 fn run_as(s3: &S3Server, kubeconfig: &Path, args: &[&str]) -> Run {
     let mut all = args.to_vec();
     all.extend(["--kubeconfig", kubeconfig.to_str().unwrap()]);
@@ -319,10 +308,10 @@ fn backup_retention_and_cron_drive_real_velero_as_the_rendered_service_account()
     );
     assert!(s3.exists(&format!("velero/backups/{}/velero-backup.json", names[0])));
     assert!(
-        !denied(&bed).is_empty(),
+        !bed.denied(SA_USER).is_empty(),
         "the audit log should hold the denied create"
     );
-    let denied_before = denied(&bed).len();
+    let denied_before = bed.denied(SA_USER).len();
     apply_files(&bed, &out, &["openova/role-velero.yaml"]);
 
     let run = run_as(
@@ -388,10 +377,10 @@ fn backup_retention_and_cron_drive_real_velero_as_the_rendered_service_account()
 
     // Every request of openova's ServiceAccount since the Role was whole was allowed.
     assert_eq!(
-        denied(&bed).len(),
+        bed.denied(SA_USER).len(),
         denied_before,
         "denied: {:?}",
-        denied(&bed)
+        bed.denied(SA_USER)
     );
 
     // A dead API server: a clear error and exit 2, nothing deleted.

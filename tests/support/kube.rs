@@ -134,6 +134,17 @@ impl KubeTestBed {
         self.dir().join("audit.log")
     }
 
+    /// The requests of `user` the API server denied (403), as `VERB URI`, from the audit log.
+    pub fn denied(&self, user: &str) -> Vec<String> {
+        let audit = std::fs::read_to_string(self.audit_log()).unwrap_or_default();
+        audit
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|e| e["user"]["username"] == user && e["responseStatus"]["code"] == 403)
+            .map(|e| format!("{} {}", e["verb"], e["requestURI"]))
+            .collect()
+    }
+
     /// Writes a kubeconfig that authenticates with `token` (e.g. from TokenRequest) and returns its path.
     pub fn kubeconfig_with_token(&self, name: &str, token: &str) -> PathBuf {
         let path = self.dir().join(format!("{name}.kubeconfig"));
