@@ -9,6 +9,7 @@ pub mod read;
 mod velero;
 
 use crate::catalog::StorageCatalog;
+pub use crate::wal::horizon::TimelineTransaction;
 use crate::policy::{Policy, Schedule};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
@@ -51,22 +52,6 @@ pub struct PolicyStatus {
     /// segments ([`read::judge_all`] fills it; empty for Velero).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub last_transactions: Vec<TimelineTransaction>,
-}
-
-/// The last commit or abort in the archived WAL of one timeline: where a restore can reach, to the
-/// transaction.
-#[derive(Debug, Clone, Serialize)]
-pub struct TimelineTransaction {
-    pub timeline: u32,
-    /// `xact_time` of the last commit or abort record; `None` when the newest segments hold none.
-    pub time: Option<DateTime<Utc>>,
-    pub committed: Option<bool>,
-    /// The segment it is in.
-    pub segment: Option<String>,
-    /// The timeline's newest archived segment.
-    pub newest_segment: String,
-    /// Why it could not be read (the segment is named).
-    pub error: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]

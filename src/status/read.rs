@@ -2,8 +2,7 @@
 //! and a storage that cannot be read gives each of its policies an `error` instead of a judgement.
 //! The judging itself stays pure ([`super::judge`]); this is the part that talks to the store.
 
-use super::{PolicyStatus, TimelineTransaction, Violation, judge};
-use crate::barman::{ServerCatalog, wal};
+use super::{PolicyStatus, Violation, judge};
 use crate::catalog::{self, Scope, StorageCatalog};
 use crate::location::Location;
 use crate::policy::PostgresPolicy;
@@ -63,7 +62,7 @@ async fn judge_group(
                     && let Some((server, _)) =
                         cat.barman.iter().find(|(c, _)| c.server == pg.server_name)
                 {
-                    s.last_transactions = last_transactions(store.as_ref(), server).await;
+                    s.last_transactions = horizon::per_timeline(store.as_ref(), server).await;
                     rpo_to_the_transaction(&mut s, pg, now);
                 }
                 out.push(s);
@@ -91,38 +90,6 @@ fn errored(p: &Policy, url: &str, e: &store::Error) -> PolicyStatus {
     s.violations.clear();
     s.error = Some(e.to_string());
     s
-}
-
-/// The last transaction of each timeline, from its newest segments (only GETs: status stays
-/// read-only). A segment that cannot be read is reported, not fatal.
-async fn last_transactions(
-    store: &dyn store::ObjectStore,
-    server: &ServerCatalog,
-) -> Vec<TimelineTransaction> {
-    let mut out = Vec::new();
-    for t in server.timelines.values() {
-        let Some(run) = t.runs.last() else { continue };
-        let newest = wal::name_of(t.id, run.last, server.segment_size);
-        let mut row = TimelineTransaction {
-            timeline: t.id,
-            time: None,
-            committed: None,
-            segment: None,
-            newest_segment: newest.clone(),
-            error: None,
-        };
-        match horizon::last_transaction(store, &server.server, &newest).await {
-            Ok(Some((segment, last))) => {
-                row.time = Some(last.time);
-                row.committed = Some(last.committed);
-                row.segment = Some(segment);
-            }
-            Ok(None) => {}
-            Err(e) => row.error = Some(e),
-        }
-        out.push(row);
-    }
-    out
 }
 
 /// RPO to the transaction: when the newest timeline's newest segment holds its last transaction (a

@@ -5,10 +5,13 @@
 //! was reached" once the whole base backup is down; checked first, it costs one or two segment
 //! downloads instead.
 
+use crate::barman::ServerCatalog;
 use crate::barman::wal::{name_of, seg_no, split_segment};
 use crate::store::ObjectStore;
 use crate::wal;
 use crate::wal::records::{self, LastTransaction, Segment};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
 
 /// Segments read back from the newest before giving up on finding a transaction (a quiet
 /// database archiving on `archive_timeout` writes segments with no commit in them).
@@ -63,6 +66,54 @@ fn starts_at(s: &Segment<'_>) -> u64 {
         .get(8..16)
         .and_then(|b| b.try_into().ok())
         .map_or(0, u64::from_le_bytes)
+}
+
+/// The last commit or abort in the archived WAL of one timeline: where a restore can reach, to the
+/// transaction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TimelineTransaction {
+    pub timeline: u32,
+    /// `xact_time` of the last commit or abort record; `None` when the newest segments hold none.
+    pub time: Option<DateTime<Utc>>,
+    pub committed: Option<bool>,
+    /// The segment it is in.
+    pub segment: Option<String>,
+    /// The timeline's newest archived segment.
+    pub newest_segment: String,
+    /// Why it could not be read (the segment is named).
+    pub error: Option<String>,
+}
+
+/// The last transaction of each timeline of `server`, from its newest segments (only GETs: the
+/// store is not written). A segment that cannot be read is reported in its row, not fatal.
+pub async fn per_timeline(
+    store: &dyn ObjectStore,
+    server: &ServerCatalog,
+) -> Vec<TimelineTransaction> {
+    let mut out = Vec::new();
+    for t in server.timelines.values() {
+        let Some(run) = t.runs.last() else { continue };
+        let newest = name_of(t.id, run.last, server.segment_size);
+        let mut row = TimelineTransaction {
+            timeline: t.id,
+            time: None,
+            committed: None,
+            segment: None,
+            newest_segment: newest.clone(),
+            error: None,
+        };
+        match last_transaction(store, &server.server, &newest).await {
+            Ok(Some((segment, last))) => {
+                row.time = Some(last.time);
+                row.committed = Some(last.committed);
+                row.segment = Some(segment);
+            }
+            Ok(None) => {}
+            Err(e) => row.error = Some(e),
+        }
+        out.push(row);
+    }
+    out
 }
 
 /// The segment before `name` on its timeline, for segments of `segment_size` bytes.
