@@ -11,7 +11,9 @@ pub use view::{BackupView, ServerView, StorageView, TimelineView, WalView};
 use crate::barman::{self, ServerCatalog, Window};
 use crate::store::{self, ObjectStore};
 use crate::velero::{self, VeleroBackup};
+use crate::wal::horizon::{self, TimelineTransaction};
 use futures::{StreamExt, TryStreamExt, stream};
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 pub const SCHEMA: &str = "openova.catalog/v1";
@@ -22,6 +24,34 @@ pub struct StorageCatalog {
     pub url: String,
     pub velero: Option<Vec<VeleroBackup>>,
     pub barman: Vec<(ServerCatalog, Window)>,
+    /// The last transaction of each timeline, per Barman server, once
+    /// [`StorageCatalog::read_last_transactions`] has read them (empty before).
+    pub last_transactions: BTreeMap<String, Vec<TimelineTransaction>>,
+}
+
+impl StorageCatalog {
+    /// Reads the last commit or abort of each timeline of every Barman server from its newest
+    /// archived segments (see [`horizon`]): a few GETs per timeline, nothing written. A segment
+    /// that cannot be read is reported in its timeline's row.
+    pub async fn read_last_transactions(&mut self, store: &dyn ObjectStore) {
+        let read: Vec<_> =
+            stream::iter(&self.barman)
+                .map(|(cat, _)| async move {
+                    (cat.server.clone(), horizon::per_timeline(store, cat).await)
+                })
+                .buffered(2)
+                .collect()
+                .await;
+        self.last_transactions.extend(read);
+    }
+
+    /// What [`Self::read_last_transactions`] found for `server` (empty when not read).
+    #[must_use]
+    pub fn last_transactions_of(&self, server: &str) -> &[TimelineTransaction] {
+        self.last_transactions
+            .get(server)
+            .map_or(&[], Vec::as_slice)
+    }
 }
 
 /// What to read from a storage location.
@@ -95,5 +125,6 @@ async fn read(
         url: store.url().to_string(),
         velero,
         barman,
+        last_transactions: BTreeMap::new(),
     })
 }

@@ -5,6 +5,7 @@ use super::StorageCatalog;
 use crate::barman::wal::name_of;
 use crate::barman::{BaseBackup, ServerCatalog, Window};
 use crate::velero::VeleroBackup;
+use crate::wal::horizon::TimelineTransaction;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
@@ -57,6 +58,9 @@ pub struct TimelineView {
     pub newest_archived: Option<DateTime<Utc>>,
     pub parent: Option<u32>,
     pub switch_lsn: Option<String>,
+    /// The last commit or abort in the timeline's newest segments (absent when not read).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_transaction: Option<TimelineTransaction>,
 }
 
 impl<'a> BackupView<'a> {
@@ -92,7 +96,11 @@ impl<'a> BackupView<'a> {
 
 impl<'a> ServerView<'a> {
     #[must_use]
-    pub fn of(cat: &'a ServerCatalog, window: &'a Window) -> Self {
+    pub fn of(
+        cat: &'a ServerCatalog,
+        window: &'a Window,
+        last_transactions: &[TimelineTransaction],
+    ) -> Self {
         let timelines = cat
             .timelines
             .values()
@@ -104,6 +112,10 @@ impl<'a> ServerView<'a> {
                 newest_archived: t.newest_archived(),
                 parent: t.history.last().map(|h| h.parent),
                 switch_lsn: t.history.last().map(|h| h.switch_lsn.clone()),
+                last_transaction: last_transactions
+                    .iter()
+                    .find(|l| l.timeline == t.id)
+                    .cloned(),
             })
             .collect();
         Self {
@@ -129,7 +141,7 @@ impl StorageCatalog {
             barman: self
                 .barman
                 .iter()
-                .map(|(c, w)| ServerView::of(c, w))
+                .map(|(c, w)| ServerView::of(c, w, self.last_transactions_of(&c.server)))
                 .collect(),
         }
     }

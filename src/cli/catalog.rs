@@ -40,8 +40,13 @@ pub async fn run(args: CatalogArgs, output: Output) -> anyhow::Result<Outcome> {
         let progress = report::progress(&format!("listing {url}"));
         let store = store::open(&url, &conn).await?;
         let loaded = catalog::load(store.as_ref(), &Scope::everything(), concurrency).await;
+        let mut loaded = loaded.with_context(|| format!("reading the catalog of {url}"));
+        if let Ok(c) = &mut loaded {
+            progress.message(&format!("reading the newest WAL of {url}"));
+            c.read_last_transactions(store.as_ref()).await;
+        }
         progress.finish();
-        catalogs.push(loaded.with_context(|| format!("reading the catalog of {url}"))?);
+        catalogs.push(loaded?);
     }
     match output {
         Output::Json => {
@@ -70,7 +75,7 @@ fn print_text(c: &StorageCatalog) {
         println!("  no Velero backups and no Barman server folders here");
     }
     for (cat, w) in &c.barman {
-        let view = catalog::ServerView::of(cat, w);
+        let view = catalog::ServerView::of(cat, w, c.last_transactions_of(&cat.server));
         println!(
             "  barman server {}: {} base backup(s), {} WAL segments",
             cat.server,
@@ -106,6 +111,9 @@ fn print_text(c: &StorageCatalog) {
                 tl.segments,
                 t(tl.newest_archived)
             );
+            if let Some(l) = &tl.last_transaction {
+                println!("      {l}");
+            }
         }
         match (w.earliest, w.latest) {
             (Some(a), Some(b)) => println!(

@@ -76,28 +76,7 @@ fn print_text(r: &PolicyStatus, now: DateTime<Utc>) {
         (None, false) => println!("FAIL  {} ({}){newest}", r.name, r.kind),
     }
     for t in &r.last_transactions {
-        match (&t.error, t.time) {
-            (Some(e), _) => println!(
-                "  {}: timeline {}: last transaction unknown: {e}",
-                r.name, t.timeline
-            ),
-            (None, Some(time)) => println!(
-                "  {}: timeline {}: last transaction {} at {} (segment {})",
-                r.name,
-                t.timeline,
-                if t.committed == Some(true) {
-                    "committed"
-                } else {
-                    "aborted"
-                },
-                time.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-                t.segment.as_deref().unwrap_or_default()
-            ),
-            (None, None) => println!(
-                "  {}: timeline {}: no transaction in the newest segments up to {}",
-                r.name, t.timeline, t.newest_segment
-            ),
-        }
+        println!("  {}: timeline {}: {t}", r.name, t.timeline);
     }
     for v in &r.violations {
         let since = v

@@ -9,8 +9,8 @@ pub mod read;
 mod velero;
 
 use crate::catalog::StorageCatalog;
-pub use crate::wal::horizon::TimelineTransaction;
 use crate::policy::{Policy, Schedule};
+pub use crate::wal::horizon::TimelineTransaction;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 

@@ -10,7 +10,6 @@ use crate::policy::duration::human;
 use crate::policy::{Loaded, Policy, source};
 use crate::report;
 use crate::store;
-use crate::wal::horizon;
 use chrono::{DateTime, Utc};
 
 /// Judges every policy of `picked` as of `now`, reading each storage once.
@@ -47,22 +46,23 @@ async fn judge_group(
     };
     let progress = report::progress(&format!("reading {url}"));
     let loaded = match store::open(url, &at.conn).await {
-        Ok(s) => catalog::load(s.as_ref(), &scope, concurrency)
-            .await
-            .map(|c| (s, c)),
+        Ok(s) => match catalog::load(s.as_ref(), &scope, concurrency).await {
+            Ok(mut c) => {
+                c.read_last_transactions(s.as_ref()).await;
+                Ok(c)
+            }
+            Err(e) => Err(e),
+        },
         Err(e) => Err(e),
     };
     progress.finish();
     match loaded {
-        Ok((store, cat)) => {
+        Ok(cat) => {
             let mut out = Vec::new();
             for p in group {
                 let mut s = judge(p, &cat, now);
-                if let Policy::PostgresPolicy(pg) = p
-                    && let Some((server, _)) =
-                        cat.barman.iter().find(|(c, _)| c.server == pg.server_name)
-                {
-                    s.last_transactions = horizon::per_timeline(store.as_ref(), server).await;
+                if let Policy::PostgresPolicy(pg) = p {
+                    s.last_transactions = cat.last_transactions_of(&pg.server_name).to_vec();
                     rpo_to_the_transaction(&mut s, pg, now);
                 }
                 out.push(s);
@@ -83,6 +83,7 @@ fn errored(p: &Policy, url: &str, e: &store::Error) -> PolicyStatus {
             url: url.to_string(),
             velero: None,
             barman: vec![],
+            last_transactions: std::collections::BTreeMap::new(),
         },
         Utc::now(),
     );

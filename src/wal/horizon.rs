@@ -84,6 +84,32 @@ pub struct TimelineTransaction {
     pub error: Option<String>,
 }
 
+/// `last transaction: commit at 2026-12-03T11:30:00.123456Z (segment ..)`, as `catalog` and
+/// `status` print it; or why it is unknown, or that the newest segments hold none.
+impl std::fmt::Display for TimelineTransaction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.error, self.time) {
+            (Some(e), _) => write!(f, "last transaction unknown: {e}"),
+            (None, Some(time)) => write!(
+                f,
+                "last transaction: {} at {} (segment {})",
+                if self.committed == Some(true) {
+                    "commit"
+                } else {
+                    "abort"
+                },
+                time.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                self.segment.as_deref().unwrap_or_default()
+            ),
+            (None, None) => write!(
+                f,
+                "last transaction: none in the newest segments up to {}",
+                self.newest_segment
+            ),
+        }
+    }
+}
+
 /// The last transaction of each timeline of `server`, from its newest segments (only GETs: the
 /// store is not written). A segment that cannot be read is reported in its row, not fatal.
 pub async fn per_timeline(

@@ -328,6 +328,33 @@ fn status_reports_the_last_transaction_of_each_timeline_as_pg_waldump_reads_it()
             "{row:#}"
         );
     }
+    // catalog reports the same per timeline, in its JSON and its text.
+    let run = crate::cli::openova(
+        Some(&s3),
+        &["catalog", "--policies", policy.as_str(), "--output", "json"],
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+    let json = run.json();
+    let timelines = json["storages"][0]["barman"][0]["wal"]["timelines"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{json:#}"))
+        .clone();
+    assert_eq!(timelines.len(), 2, "{json:#}");
+    for (tl, row) in timelines.iter().zip(lasts) {
+        assert_eq!(&tl["last_transaction"], row, "{tl:#}");
+    }
+    let run = crate::cli::openova(Some(&s3), &["catalog", "--policies", policy.as_str()]);
+    assert_eq!(run.code, 0, "{run:?}");
+    for row in lasts {
+        let time: DateTime<Utc> = row["time"].as_str().unwrap().parse().unwrap();
+        let line = format!(
+            "last transaction: commit at {} (segment {})",
+            time.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            row["segment"].as_str().unwrap()
+        );
+        assert!(run.stdout.contains(&line), "{line} not in:\n{}", run.stdout);
+    }
+
     // The RPO is measured against timeline 2's last transaction.
     let t2: DateTime<Utc> = lasts[1]["time"].as_str().unwrap().parse().unwrap();
     let late = (t2 + chrono::TimeDelta::minutes(61)).to_rfc3339();
