@@ -223,11 +223,7 @@ pub async fn run(args: RestoreArgs, output: Output) -> anyhow::Result<Outcome> {
             "downloading and extracting base backup {}",
             plan.backup_id
         ));
-        let source = local::Source {
-            url,
-            server,
-            endpoint: conn.endpoint.as_deref(),
-        };
+        let source = local::Source { url, server, conn };
         let got = local::fetch_and_configure(
             store.as_ref(),
             &plan,

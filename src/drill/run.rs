@@ -457,7 +457,7 @@ impl PointContext<'_> {
         let source = local::Source {
             url: &url,
             server: &self.policy.server_name,
-            endpoint: conn.endpoint.as_deref(),
+            conn: &conn,
         };
         let fetched =
             local::fetch_and_configure(self.store, plan, data, &source, None, &[], self.progress)

@@ -4,6 +4,7 @@
 //! both go through here.
 
 use super::{Error, Fetched, Plan, download_and_extract, write_recovery};
+use crate::location::{Connection, Limits};
 use crate::restore::start::{self, Reached};
 use crate::store::{ObjectStore, StorageUrl};
 use std::path::{Path, PathBuf};
@@ -24,7 +25,9 @@ pub fn helper_dir(target: &Path) -> PathBuf {
 pub struct Source<'a> {
     pub url: &'a StorageUrl,
     pub server: &'a str,
-    pub endpoint: Option<&'a str>,
+    /// The endpoint, region, addressing and time bounds the restore itself used (a policy's
+    /// `storage`, the environment): `wal-get` runs under PostgreSQL, which has neither.
+    pub conn: &'a Connection,
 }
 
 /// Copies this binary into the helper folder (the postgres user may not read the original) and
@@ -46,17 +49,79 @@ pub fn wal_get_command(
     let exe = dir.join("openova");
     let me = std::env::current_exe().map_err(io("finding", PathBuf::from("openova")))?;
     std::fs::copy(&me, &exe).map_err(io("copying openova to", exe.clone()))?;
-    let endpoint = source
-        .endpoint
-        .map(|e| format!(" --endpoint {e}"))
-        .unwrap_or_default();
-    Ok(format!(
-        "{} wal-get %f %p --storage {} --server {}{endpoint} --spool-dir {} --needed-until {needed_until}",
-        exe.display(),
-        source.url,
-        source.server,
-        dir.join("spool").display()
+    // The environment wins over a policy's bounds, as it did for the restore itself.
+    let limits = source
+        .conn
+        .limits
+        .or(Limits::from_env().unwrap_or_default());
+    Ok(command_line(
+        &exe,
+        &dir.join("spool"),
+        source,
+        &limits,
+        needed_until,
     ))
+}
+
+/// `[VAR=value ...] EXE wal-get %f %p --storage URL --server NAME [--endpoint URL] --spool-dir DIR
+/// --needed-until SEGMENT`: what the connection sets besides the endpoint (region, addressing) and
+/// the time bounds `l` go in as the environment variables `wal-get` reads, since the command has
+/// no policy to read them from.
+fn command_line(
+    exe: &Path,
+    spool: &Path,
+    source: &Source,
+    l: &Limits,
+    needed_until: &str,
+) -> String {
+    let c = source.conn;
+    let mut env = Vec::new();
+    if let Some(r) = &c.region {
+        env.push(format!("OPENOVA_S3_REGION={}", shell_word(r)));
+    }
+    if let Some(p) = c.path_style {
+        env.push(format!("OPENOVA_S3_PATH_STYLE={p}"));
+    }
+    for (var, d) in [
+        ("OPENOVA_S3_CONNECT_TIMEOUT", l.connect),
+        ("OPENOVA_S3_ATTEMPT_TIMEOUT", l.attempt),
+        ("OPENOVA_S3_OPERATION_TIMEOUT", l.operation),
+        ("OPENOVA_S3_STALL_TIMEOUT", l.stall),
+    ] {
+        if let Some(d) = d {
+            env.push(format!("{var}={}ms", d.as_millis()));
+        }
+    }
+    if let Some(n) = l.retries {
+        env.push(format!("OPENOVA_S3_RETRY_BUDGET={n}"));
+    }
+    let endpoint = c
+        .endpoint
+        .as_deref()
+        .map(|e| format!(" --endpoint {}", shell_word(e)))
+        .unwrap_or_default();
+    let env = env.iter().map(|e| format!("{e} ")).collect::<String>();
+    format!(
+        "{env}{} wal-get %f %p --storage {} --server {}{endpoint} --spool-dir {} --needed-until {needed_until}",
+        shell_word(&exe.to_string_lossy()),
+        shell_word(&source.url.to_string()),
+        shell_word(source.server),
+        shell_word(&spool.to_string_lossy()),
+    )
+}
+
+/// `word` as one shell word (restore_command runs through `sh -c`): as it is when it holds only
+/// characters the shell leaves alone, else single-quoted.
+fn shell_word(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-./:@%+=,".contains(c));
+    if plain {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
 }
 
 /// Fetches the base backup into `target` and writes the recovery settings. `restore_command`
@@ -181,4 +246,71 @@ fn diagnose(e: start::Error, plan: &Plan) -> StartError {
         }
     }
     StartError::Start(e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(conn: &Connection) -> String {
+        let url = StorageUrl::parse("s3://backups/cnpg").unwrap();
+        let source = Source {
+            url: &url,
+            server: "platform-db",
+            conn,
+        };
+        command_line(
+            Path::new("/var/restore/.data.openova/openova"),
+            Path::new("/var/restore/.data.openova/spool"),
+            &source,
+            &conn.limits,
+            "000000010000000000000009",
+        )
+    }
+
+    #[test]
+    fn the_restore_command_carries_the_connection_and_the_policys_time_bounds() {
+        assert_eq!(
+            line(&Connection::default()),
+            "/var/restore/.data.openova/openova wal-get %f %p --storage s3://backups/cnpg \
+             --server platform-db --spool-dir /var/restore/.data.openova/spool \
+             --needed-until 000000010000000000000009"
+        );
+        let conn = Connection {
+            endpoint: Some("https://acct.r2.cloudflarestorage.com".into()),
+            region: Some("auto".into()),
+            path_style: Some(true),
+            limits: Limits {
+                attempt: Some(Duration::from_millis(2500)),
+                stall: Some(Duration::from_secs(4)),
+                retries: Some(3),
+                ..Limits::default()
+            },
+        };
+        assert_eq!(
+            line(&conn),
+            "OPENOVA_S3_REGION=auto OPENOVA_S3_PATH_STYLE=true OPENOVA_S3_ATTEMPT_TIMEOUT=2500ms \
+             OPENOVA_S3_STALL_TIMEOUT=4000ms OPENOVA_S3_RETRY_BUDGET=3 \
+             /var/restore/.data.openova/openova wal-get %f %p --storage s3://backups/cnpg \
+             --server platform-db --endpoint https://acct.r2.cloudflarestorage.com \
+             --spool-dir /var/restore/.data.openova/spool --needed-until 000000010000000000000009"
+        );
+        // Every value goes back through the parser wal-get uses.
+        let vars: Vec<(String, String)> = line(&conn)
+            .split(' ')
+            .take_while(|w| w.starts_with("OPENOVA_"))
+            .filter_map(|w| w.split_once('=').map(|(k, v)| (k.into(), v.into())))
+            .collect();
+        let back = Limits::from_vars(|k| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()))
+            .unwrap();
+        assert_eq!(back, conn.limits);
+    }
+
+    #[test]
+    fn odd_characters_are_quoted_for_the_shell() {
+        assert_eq!(shell_word("/srv/pg data"), "'/srv/pg data'");
+        assert_eq!(shell_word("it's"), "'it'\\''s'");
+        assert_eq!(shell_word("$(reboot)"), "'$(reboot)'");
+        assert_eq!(shell_word("s3://b/p"), "s3://b/p");
+    }
 }
