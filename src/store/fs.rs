@@ -1,7 +1,7 @@
 //! `file:///dir`: a store on a local folder. Keys are relative paths; a write goes to a temporary
 //! file first and is renamed into place, so a reader never sees half an object.
 
-use super::{DirListing, Error, ObjectMeta, ObjectStore, Result, StorageUrl};
+use super::{Body, DirListing, Error, ObjectMeta, ObjectStore, Result, StorageUrl};
 use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -177,7 +177,7 @@ impl ObjectStore for FsStore {
         }
     }
 
-    async fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Bytes> {
+    async fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Body> {
         let path = self.path(key);
         (|| {
             let mut f = std::fs::File::open(&path).map_err(|e| match e.kind() {
@@ -191,7 +191,7 @@ impl ObjectStore for FsStore {
             f.take(len)
                 .read_to_end(&mut buf)
                 .map_err(|e| self.io("reading", &path, e))?;
-            Ok(Bytes::from(buf))
+            Ok(Body::from(Bytes::from(buf)))
         })()
     }
 

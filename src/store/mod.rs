@@ -30,6 +30,57 @@ use std::sync::Arc;
 /// DeleteObjects takes at most this many keys (S3 and R2 alike).
 pub const DELETE_BATCH: usize = 1000;
 
+/// Downloaded bytes in the pieces they arrived in, not copied into one buffer: a restore hands
+/// them on as they are (a base backup is most of what it moves).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Body(Vec<Bytes>);
+
+impl Body {
+    #[must_use]
+    pub fn new(pieces: Vec<Bytes>) -> Self {
+        Self(pieces.into_iter().filter(|p| !p.is_empty()).collect())
+    }
+
+    /// Bytes in all the pieces.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.0.iter().map(Bytes::len).sum()
+    }
+
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The pieces, in order (none empty).
+    #[must_use]
+    pub fn into_pieces(self) -> Vec<Bytes> {
+        self.0
+    }
+
+    /// One buffer (a copy, unless there is a single piece).
+    #[must_use]
+    pub fn into_bytes(self) -> Bytes {
+        match self.0.len() {
+            0 => Bytes::new(),
+            1 => self.0.into_iter().next().unwrap_or_default(),
+            _ => {
+                let mut all = bytes::BytesMut::with_capacity(self.len());
+                for p in &self.0 {
+                    all.extend_from_slice(p);
+                }
+                all.freeze()
+            }
+        }
+    }
+}
+
+impl From<Bytes> for Body {
+    fn from(b: Bytes) -> Self {
+        Self::new(vec![b])
+    }
+}
+
 /// One object as a listing reports it. `key` is relative to the store's prefix.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ObjectMeta {
@@ -83,8 +134,8 @@ pub trait ObjectStore: Send + Sync {
     }
     /// The whole object.
     async fn get(&self, key: &str) -> Result<Bytes>;
-    /// `len` bytes from `offset` (fewer at the end of the object).
-    async fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Bytes>;
+    /// `len` bytes from `offset` (fewer at the end of the object), in the pieces they arrived in.
+    async fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Body>;
     /// Writes (replaces) the object.
     async fn put(&self, key: &str, body: Bytes) -> Result<()>;
     /// Writes the object only if no object has that key (`If-None-Match: *`). `Ok(false)` when

@@ -8,7 +8,8 @@
 use super::listxml;
 use super::retry::{self, Budget, Call, Failed, Fault};
 use super::{
-    Connection, DirListing, Error, ListPage, ObjectMeta, ObjectStore, Result, StorageUrl, Timeouts,
+    Body, Connection, DirListing, Error, ListPage, ObjectMeta, ObjectStore, Result, StorageUrl,
+    Timeouts,
 };
 use async_trait::async_trait;
 use aws_sdk_s3::config::http::HttpResponse;
@@ -33,7 +34,7 @@ use aws_smithy_runtime_api::client::runtime_plugin::RuntimePlugin;
 use aws_smithy_runtime_api::client::ser_de::{DeserializeResponse, SharedResponseDeserializer};
 use aws_smithy_types::config_bag::{ConfigBag, FrozenLayer};
 use aws_smithy_types::timeout::TimeoutConfig;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -396,7 +397,7 @@ impl S3Store {
 impl S3Store {
     /// GetObject, whole or a range, collected into memory: retried as a whole when an attempt
     /// fails, the body bounded by the stall timeout instead of a total time.
-    async fn fetch(&self, key: &str, range: Option<String>) -> Result<Bytes> {
+    async fn fetch(&self, key: &str, range: Option<String>) -> Result<Body> {
         let req = self.get_req(key).set_range(range.clone());
         self.call("get", key, |_| {
             self.fetch_once(key, req.clone(), range.is_none())
@@ -419,22 +420,21 @@ impl S3Store {
         key: &str,
         req: aws_sdk_s3::operation::get_object::builders::GetObjectFluentBuilder,
         whole: bool,
-    ) -> std::result::Result<Bytes, Failed> {
+    ) -> std::result::Result<Body, Failed> {
         let out = match tokio::time::timeout(self.timeouts.attempt, req.send()).await {
             Err(_) => return Err(Failed::Transient(Fault::NoAnswer(self.timeouts.attempt))),
             // 416: the range starts at or past the end; the trait promises "fewer bytes at the end".
-            Ok(Err(e)) if e.code() == Some("InvalidRange") => return Ok(Bytes::new()),
+            Ok(Err(e)) if e.code() == Some("InvalidRange") => return Ok(Body::default()),
             Ok(Err(e)) => return Err(self.classify("get", key, &e)),
             Ok(Ok(out)) => out,
         };
         let of = out.content_length().and_then(|n| u64::try_from(n).ok());
         let md5 = plain_md5(out.e_tag()).filter(|_| whole);
         let mut body = out.body;
-        let mut buf =
-            BytesMut::with_capacity(usize::try_from(of.unwrap_or(0).min(64 << 20)).unwrap_or(0));
+        // The pieces as they arrive (no copy into one buffer: a restore streams them on).
+        let (mut pieces, mut got) = (Vec::new(), 0u64);
         let (stall, started) = (self.timeouts.stall, tokio::time::Instant::now());
         loop {
-            let got = buf.len() as u64;
             match tokio::time::timeout(stall, body.try_next()).await {
                 Err(_) => {
                     return Err(Failed::Transient(Fault::Stalled {
@@ -444,7 +444,10 @@ impl S3Store {
                     }));
                 }
                 Ok(Ok(None)) => break,
-                Ok(Ok(Some(chunk))) => buf.extend_from_slice(&chunk),
+                Ok(Ok(Some(chunk))) => {
+                    got += chunk.len() as u64;
+                    pieces.push(chunk);
+                }
                 Ok(Err(e)) => {
                     let why = root_cause(&e).to_ascii_lowercase();
                     return Err(Failed::Transient(Fault::Cut {
@@ -455,14 +458,13 @@ impl S3Store {
                 }
             }
             let spent = started.elapsed();
-            if spent > stall && (buf.len() as f64) < 1024.0 * spent.as_secs_f64() {
+            if spent > stall && (got as f64) < 1024.0 * spent.as_secs_f64() {
                 return Err(Failed::Transient(Fault::Crawled {
-                    got: buf.len() as u64,
-                    rate: (buf.len() as f64 / spent.as_secs_f64()) as u64,
+                    got,
+                    rate: (got as f64 / spent.as_secs_f64()) as u64,
                 }));
             }
         }
-        let got = buf.len() as u64;
         if of.is_some_and(|of| got < of) {
             return Err(Failed::Transient(Fault::Cut {
                 got,
@@ -471,7 +473,11 @@ impl S3Store {
             }));
         }
         if let Some(expected) = md5 {
-            let received = hex(&<md5::Md5 as md5::Digest>::digest(&buf));
+            let mut digest = <md5::Md5 as md5::Digest>::new();
+            for p in &pieces {
+                md5::Digest::update(&mut digest, p);
+            }
+            let received = hex(&md5::Digest::finalize(digest));
             if received != expected {
                 return Err(Failed::Transient(Fault::Corrupt {
                     expected,
@@ -479,7 +485,7 @@ impl S3Store {
                 }));
             }
         }
-        Ok(buf.freeze())
+        Ok(Body::new(pieces))
     }
 }
 
@@ -727,12 +733,12 @@ impl ObjectStore for S3Store {
     }
 
     async fn get(&self, key: &str) -> Result<Bytes> {
-        self.fetch(key, None).await
+        self.fetch(key, None).await.map(Body::into_bytes)
     }
 
-    async fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Bytes> {
+    async fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Body> {
         if len == 0 {
-            return Ok(Bytes::new());
+            return Ok(Body::default());
         }
         self.fetch(key, Some(format!("bytes={offset}-{}", offset + len - 1)))
             .await
@@ -770,7 +776,7 @@ impl ObjectStore for S3Store {
             if maybe_written.load(Ordering::Acquire) {
                 let held = self.fetch_once(key, self.get_req(key), true).await;
                 match held {
-                    Ok(held) => return Ok(held == body),
+                    Ok(held) => return Ok(held.into_bytes() == body),
                     Err(Failed::Final(e)) if e.is_not_found() => {}
                     Err(e) => return Err(e),
                 }

@@ -1,6 +1,6 @@
 //! Test-only: a store that records what is asked of it.
 
-use super::{DirListing, FsStore, ListPage, ObjectMeta, ObjectStore, Result, StorageUrl};
+use super::{Body, DirListing, FsStore, ListPage, ObjectMeta, ObjectStore, Result, StorageUrl};
 use async_trait::async_trait;
 use bytes::Bytes;
 use std::sync::Mutex;
@@ -93,7 +93,7 @@ impl ObjectStore for Recording {
     async fn get(&self, key: &str) -> Result<Bytes> {
         self.inner.get(key).await
     }
-    async fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Bytes> {
+    async fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Body> {
         self.inner.get_range(key, offset, len).await
     }
     async fn put(&self, key: &str, body: Bytes) -> Result<()> {
@@ -130,7 +130,7 @@ impl ObjectStore for IgnoresConditions {
     async fn get(&self, key: &str) -> Result<Bytes> {
         self.0.get(key).await
     }
-    async fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Bytes> {
+    async fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Body> {
         self.0.get_range(key, offset, len).await
     }
     async fn put(&self, key: &str, body: Bytes) -> Result<()> {

@@ -5,7 +5,7 @@
 //! without a line of logging in their code. Only keys and the storage URL are logged: credentials
 //! never reach a store call.
 
-use super::{DirListing, ListPage, ObjectMeta, ObjectStore, Result, StorageUrl};
+use super::{Body, DirListing, ListPage, ObjectMeta, ObjectStore, Result, StorageUrl};
 use async_trait::async_trait;
 use bytes::Bytes;
 use std::time::Instant;
@@ -88,7 +88,7 @@ impl<S: ObjectStore> ObjectStore for Traced<S> {
         timed(span, self.inner.get(key), |b| Size::Bytes(b.len() as u64)).await
     }
 
-    async fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Bytes> {
+    async fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Body> {
         let span = debug_span!("store", op = "get_range", key, offset, len);
         let got = self.inner.get_range(key, offset, len);
         timed(span, got, |b| Size::Bytes(b.len() as u64)).await

@@ -860,7 +860,7 @@ impl ObjectStore for Gated {
         }
         got
     }
-    async fn get_range(&self, key: &str, offset: u64, len: u64) -> store::Result<bytes::Bytes> {
+    async fn get_range(&self, key: &str, offset: u64, len: u64) -> store::Result<store::Body> {
         self.inner.get_range(key, offset, len).await
     }
     async fn put(&self, key: &str, body: bytes::Bytes) -> store::Result<()> {

@@ -8,8 +8,7 @@
 use super::Error;
 use super::untar::{self, Chunks, Counters, Spent};
 use crate::report::Progress;
-use crate::store::ObjectStore;
-use bytes::Bytes;
+use crate::store::{Body, ObjectStore};
 use futures::StreamExt;
 use std::collections::VecDeque;
 use std::path::Path;
@@ -175,7 +174,7 @@ async fn one_tar(
     if stop.load(Ordering::Relaxed) {
         return Ok((0, Spent::default()));
     }
-    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(2);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Body>(2);
     let body = Chunks::new(rx, meter.counters.clone());
     let (id_, key_, into_) = (
         id.to_string(),
@@ -219,7 +218,7 @@ async fn download(
     id: &str,
     job: &Job<'_>,
     tuning: Tuning,
-    tx: &tokio::sync::mpsc::Sender<Bytes>,
+    tx: &tokio::sync::mpsc::Sender<Body>,
     meter: &Meter,
     stop: &AtomicBool,
 ) -> Result<u64, Error> {
@@ -236,7 +235,7 @@ async fn download(
                 store.get_range(key, off, len).await.map(|b| (i, len, b))
             })
             .buffered(tuning.ahead.max(1));
-    let mut ready: VecDeque<Bytes> = VecDeque::new();
+    let mut ready: VecDeque<Body> = VecDeque::new();
     let (mut offset, mut more, mut grew) = (0u64, true, false);
     loop {
         if stop.load(Ordering::Relaxed) {
@@ -283,7 +282,7 @@ async fn follow(
     job: &Job<'_>,
     chunk: u64,
     mut offset: u64,
-    tx: &tokio::sync::mpsc::Sender<Bytes>,
+    tx: &tokio::sync::mpsc::Sender<Body>,
     meter: &Meter,
 ) -> Result<u64, Error> {
     loop {

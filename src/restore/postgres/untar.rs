@@ -41,18 +41,24 @@ pub struct Counters {
     pub unpacked: AtomicU64,
 }
 
-/// The bytes an extraction reads, as they arrive from the downloader.
+/// The bytes an extraction reads, as they arrive from the downloader: one ranged GET at a time,
+/// in the pieces the network delivered (read straight from them, not from a copy).
 pub struct Chunks {
-    rx: tokio::sync::mpsc::Receiver<bytes::Bytes>,
+    rx: tokio::sync::mpsc::Receiver<crate::store::Body>,
+    pieces: std::collections::VecDeque<bytes::Bytes>,
     chunk: bytes::Bytes,
     waited: Duration,
     counters: Arc<Counters>,
 }
 
 impl Chunks {
-    pub fn new(rx: tokio::sync::mpsc::Receiver<bytes::Bytes>, counters: Arc<Counters>) -> Self {
+    pub fn new(
+        rx: tokio::sync::mpsc::Receiver<crate::store::Body>,
+        counters: Arc<Counters>,
+    ) -> Self {
         Self {
             rx,
+            pieces: std::collections::VecDeque::new(),
             chunk: bytes::Bytes::new(),
             waited: Duration::ZERO,
             counters,
@@ -63,15 +69,19 @@ impl Chunks {
 impl Read for Chunks {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         while self.chunk.is_empty() {
+            if let Some(p) = self.pieces.pop_front() {
+                self.chunk = p;
+                continue;
+            }
             let t = Instant::now();
             let next = self.rx.blocking_recv();
             self.waited += t.elapsed();
             match next {
-                Some(c) => {
+                Some(body) => {
                     self.counters
                         .consumed
-                        .fetch_add(c.len() as u64, Ordering::Relaxed);
-                    self.chunk = c;
+                        .fetch_add(body.len() as u64, Ordering::Relaxed);
+                    self.pieces.extend(body.into_pieces());
                 }
                 None => return Ok(0), // the downloader hung up: end of data
             }
@@ -85,7 +95,16 @@ impl Read for Chunks {
 /// Reads `body` to its end and drops it (the extraction's place when only the download is measured).
 pub fn drain(mut body: Chunks) -> Spent {
     let (started, cpu0) = (Instant::now(), thread_cpu());
-    let _ = std::io::copy(&mut body, &mut std::io::sink());
+    // Dropped as they arrive, not copied anywhere: the download alone.
+    loop {
+        let t = Instant::now();
+        let next = body.rx.blocking_recv();
+        body.waited += t.elapsed();
+        let Some(got) = next else { break };
+        body.counters
+            .consumed
+            .fetch_add(got.len() as u64, Ordering::Relaxed);
+    }
     let waiting = body.waited.as_secs_f64();
     Spent {
         waiting,
