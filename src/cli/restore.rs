@@ -191,7 +191,16 @@ pub async fn run(args: RestoreArgs, output: Output) -> anyhow::Result<Outcome> {
     };
     let mut plan = pgrestore::plan(server_cat, window, a.to)?;
     plan.relocate(&a.tablespaces)?;
-    let last = pgrestore::check_reachable(store.as_ref(), &plan).await?;
+    // A target time after the archive's last transaction is refused before anything is
+    // downloaded. For `latest` nothing can be refused: the last transaction is read while the
+    // base backup downloads (it is only reported), and not at all for `--discard`, which measures
+    // the download alone.
+    let read_first = matches!(plan.target, Target::Time(_)) || a.dry_run || a.into_cluster;
+    let last = if read_first {
+        pgrestore::check_reachable(store.as_ref(), &plan).await?
+    } else {
+        None
+    };
     let mut report = serde_json::json!({
         "schema": "openova.restore/v1",
         "plan": plan,
@@ -209,14 +218,7 @@ pub async fn run(args: RestoreArgs, output: Output) -> anyhow::Result<Outcome> {
     };
     if output == Output::Text {
         print_plan(&plan, &target_dir, a.dry_run);
-        if let Some(t) = &last {
-            println!(
-                "  the archive's last transaction {} at {} (segment {})",
-                if t.committed { "committed" } else { "aborted" },
-                t.time.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-                t.segment
-            );
-        }
+        print_last(last.as_ref());
     }
     if !a.dry_run {
         let progress = report::progress(&format!(
@@ -224,7 +226,7 @@ pub async fn run(args: RestoreArgs, output: Output) -> anyhow::Result<Outcome> {
             plan.backup_id
         ));
         let source = local::Source { url, server, conn };
-        let got = local::fetch_and_configure(
+        let fetch = local::fetch_and_configure(
             store.as_ref(),
             &plan,
             &target_dir,
@@ -232,10 +234,21 @@ pub async fn run(args: RestoreArgs, output: Output) -> anyhow::Result<Outcome> {
             a.restore_command.as_deref(),
             &[],
             progress.as_ref(),
-        )
-        .await;
+        );
+        let (got, read) = if read_first {
+            (fetch.await, Ok(None))
+        } else {
+            tokio::join!(fetch, pgrestore::check_reachable(store.as_ref(), &plan))
+        };
         progress.finish();
         let got = got?;
+        if !read_first {
+            let last = read?;
+            if output == Output::Text {
+                print_last(last.as_ref());
+            }
+            report["last_transaction"] = serde_json::to_value(&last)?;
+        }
         report["fetched"] = serde_json::to_value(&got)?;
         if output == Output::Text {
             println!(
@@ -304,6 +317,17 @@ async fn discard(
         ),
     }
     Ok(Outcome::Ok)
+}
+
+fn print_last(last: Option<&pgrestore::LastTransaction>) {
+    if let Some(t) = last {
+        println!(
+            "  the archive's last transaction {} at {} (segment {})",
+            if t.committed { "committed" } else { "aborted" },
+            t.time.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            t.segment
+        );
+    }
 }
 
 fn print_plan(p: &pgrestore::Plan, dir: &Path, dry_run: bool) {
