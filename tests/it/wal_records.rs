@@ -187,6 +187,12 @@ fn reads_like_waldump(compression: &[&str]) {
     }
 }
 
+fn previous_segment(name: &str) -> String {
+    use openova::barman::wal::{name_of, seg_no, split_segment};
+    let (tl, log, seg) = split_segment(name).expect("a segment name");
+    name_of(tl, seg_no(log, seg, 16 << 20) - 1, 16 << 20)
+}
+
 fn next_segment(name: &str) -> String {
     use openova::barman::wal::{name_of, seg_no, split_segment};
     let (tl, log, seg) = split_segment(name).expect("a segment name");
@@ -328,6 +334,48 @@ fn status_reports_the_last_transaction_of_each_timeline_as_pg_waldump_reads_it()
             "{row:#}"
         );
     }
+    // Only the newest segments are read (each timeline's newest holds its last transaction, so
+    // that one and at most the one before it), and nothing is written.
+    let out = crate::cli::openova_cmd(
+        Some(&s3),
+        &["status", "--policies", policy.as_str(), "--output", "json"],
+    )
+    .env("OPENOVA_LOG", "openova::store=debug")
+    .output()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let requests: Vec<serde_json::Value> = stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|l| l["span"]["name"] == "store")
+        .map(|l| l["span"].clone())
+        .collect();
+    assert!(!requests.is_empty(), "no store request logged: {stderr}");
+    let allowed = [&tl1, &tl2]
+        .iter()
+        .flat_map(|s| [(*s).clone(), previous_segment(s)])
+        .collect::<Vec<_>>();
+    let mut segments_read = 0;
+    for r in &requests {
+        let op = r["op"].as_str().unwrap_or_default();
+        assert!(
+            matches!(op, "list" | "list_dir" | "list_page" | "get" | "head"),
+            "status wrote to the store: {r}"
+        );
+        let key = r["key"].as_str().unwrap_or_default();
+        if op == "get" && key.contains("/wals/") && !key.ends_with(".history") {
+            assert!(
+                allowed.iter().any(|seg| key.contains(seg.as_str())),
+                "{key} is not among the newest segments {allowed:?}"
+            );
+            segments_read += 1;
+        }
+    }
+    assert!(
+        (2..=4).contains(&segments_read),
+        "{segments_read} segment reads for two timelines: {stderr}"
+    );
+
     // catalog reports the same per timeline, in its JSON and its text.
     let run = crate::cli::openova(
         Some(&s3),
