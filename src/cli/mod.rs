@@ -66,7 +66,7 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// List every Velero and Barman backup, WAL ranges and the recoverable window, from the store alone.
+    /// List every Velero and Barman backup, WAL ranges, the recoverable window and each timeline's last transaction, from the store alone.
     Catalog(catalog::CatalogArgs),
     /// Judge each policy: newest good backup against schedule and RPO, window coverage, WAL gaps, failures.
     Status(status::StatusArgs),
