@@ -3,7 +3,6 @@
 //! when waited for, followed to its end and then looked for in the object store. A backup the API says
 //! completed but the store does not hold whole is a failure: what counts is what can be restored.
 
-use crate::catalog::{self, Scope};
 use crate::cluster::{cnpg, velero::Velero};
 use crate::policy::{PostgresPolicy, VeleroPolicy};
 use crate::report::Progress;
@@ -147,16 +146,10 @@ pub async fn postgres(
             ));
             let s = &p.storage;
             let store = store::open(&s.url, &s.connection()).await?;
-            let scope = Scope {
-                velero: false,
-                servers: Some(vec![p.server_name.clone()]),
-            };
-            let cat = catalog::load(store.as_ref(), &scope, concurrency).await?;
-            let found = cat
-                .barman
-                .iter()
-                .flat_map(|(c, _)| c.backups.iter())
-                .find(|b| b.id == end.backup_id);
+            // Only `base/`: the WAL listing (100,000s of segments) says nothing about this backup.
+            let backups =
+                crate::barman::load_backups(store.as_ref(), &p.server_name, concurrency).await?;
+            let found = backups.iter().find(|b| b.id == end.backup_id);
             let done = found.is_some_and(|b| b.is_done() && b.has_data);
             out.landed = Some(done);
             if !done {

@@ -144,7 +144,9 @@ pub async fn load(
     Ok(cat)
 }
 
-async fn load_backups(
+/// The server's base backups alone (`SERVER/base/`), without its WAL inventory: what a caller
+/// that only looks for one backup needs, however many segments the archive holds.
+pub async fn load_backups(
     store: &dyn ObjectStore,
     server: &str,
     concurrency: usize,

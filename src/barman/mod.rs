@@ -9,7 +9,7 @@ pub mod runs;
 pub mod wal;
 pub mod window;
 
-pub use catalog::{BaseBackup, ServerCatalog, discover_servers, load};
+pub use catalog::{BaseBackup, ServerCatalog, discover_servers, load, load_backups};
 pub use info::{BackupInfo, BackupStatus};
 pub use window::{Gap, Window, analyse};
 
