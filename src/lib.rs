@@ -17,6 +17,7 @@ pub mod render;
 pub mod report;
 pub mod restore;
 pub mod retention;
+pub mod sparse;
 pub mod status;
 pub mod store;
 pub mod velero;

@@ -12,6 +12,7 @@
 //! [`EXIT_ERROR`] (255), which PostgreSQL treats like a signal and aborts recovery on.
 
 use crate::barman::wal::{self, WalFile, WalKind};
+use crate::sparse;
 use crate::store::{self, ObjectStore};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -201,39 +202,10 @@ pub fn write_atomic(dest: &Path, data: &[u8]) -> Result<(), Error> {
 /// `fallocate` is not supported it writes every byte.
 fn write_skipping_zeros(file: &std::fs::File, data: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
-    use std::os::unix::fs::FileExt;
-    const CHUNK: usize = 64 * 1024;
-    if data.len() < 2 * CHUNK || !preallocate(file, data.len()) {
+    if data.len() < 2 * sparse::ZERO_RUN || !sparse::allocate(file, data.len() as u64) {
         return (&*file).write_all(data);
     }
-    let chunks: Vec<&[u8]> = data.chunks(CHUNK).collect();
-    let mut i = 0;
-    while i < chunks.len() {
-        if is_zero(chunks[i]) {
-            i += 1;
-            continue;
-        }
-        let start = i;
-        while i < chunks.len() && !is_zero(chunks[i]) {
-            i += 1;
-        }
-        let end = (i * CHUNK).min(data.len());
-        file.write_all_at(&data[start * CHUNK..end], (start * CHUNK) as u64)?;
-    }
-    Ok(())
-}
-
-/// Allocates `len` bytes of zeros for the file (Linux `fallocate`, mode 0).
-fn preallocate(file: &std::fs::File, len: usize) -> bool {
-    rustix::fs::fallocate(file, rustix::fs::FallocateFlags::empty(), 0, len as u64).is_ok()
-}
-
-/// Whether every byte is zero (no early exit, so it compiles to wide OR-folds).
-fn is_zero(chunk: &[u8]) -> bool {
-    chunk
-        .chunks(64)
-        .fold(0u8, |acc, c| acc | c.iter().fold(0u8, |a, &b| a | b))
-        == 0
+    sparse::write_nonzero(file, data, 0)
 }
 
 /// The segment size the prefetcher assumes when naming the next segments (PostgreSQL's default;
@@ -365,7 +337,6 @@ mod tests {
             write_atomic(&dest, &vec![0u8; len]).unwrap();
             assert_eq!(std::fs::read(&dest).unwrap(), vec![0u8; len]);
         }
-        assert!(is_zero(&[0; 100]) && !is_zero(&[0, 0, 0, 9]));
     }
 
     #[test]

@@ -140,7 +140,7 @@ fn point_in_time_restore_brings_back_exactly_the_rows_up_to_the_target() {
 }
 
 /// `openova restore postgres --storage ... --server SERVER --to TO --target-dir DIR EXTRA...`
-fn restore(s3: &S3Server, server: &str, to: &str, dir: &Path, extra: &[&str]) -> Run {
+pub(crate) fn restore(s3: &S3Server, server: &str, to: &str, dir: &Path, extra: &[&str]) -> Run {
     let (url, ep, dir) = (
         s3.url("cnpg"),
         s3.endpoint(),

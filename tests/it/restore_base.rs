@@ -313,25 +313,7 @@ fn every_compression_and_split_parts_restore_as_barman_cloud_restore_does() {
             "{label}: barman-cloud-restore: {out:?}"
         );
         let ours = work.path().join(format!("openova-{}", &label[..4]));
-        let run = openova(
-            Some(&s3),
-            &[
-                "restore",
-                "postgres",
-                "--storage",
-                &s3.url("cnpg"),
-                "--server",
-                &server,
-                "--endpoint",
-                &s3.endpoint(),
-                "--to",
-                "latest",
-                "--target-dir",
-                ours.to_str().unwrap(),
-                "--output",
-                "json",
-            ],
-        );
+        let run = crate::restore::restore(&s3, &server, "latest", &ours, &["--output", "json"]);
         assert_eq!(run.code, 0, "{label}: {run:?}");
         let out: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
         assert_eq!(out["plan"]["backup_id"], id.as_str(), "{label}");

@@ -131,10 +131,10 @@ fn reads_like_waldump(compression: &[&str]) {
     assert_eq!(same_as_waldump(d, &[&quiet], "a checkpoint only"), None);
 
     // The full segments before `after_full`: each alone, and each with the one after it.
-    let first_full = next_segment(&quiet);
+    let first_full = segment_after(&quiet, 1);
     let mut names = vec![first_full.clone()];
     while names.last().unwrap() != &after_full {
-        let next = next_segment(names.last().unwrap());
+        let next = segment_after(names.last().unwrap(), 1);
         names.push(next);
     }
     for n in &names {
@@ -187,16 +187,14 @@ fn reads_like_waldump(compression: &[&str]) {
     }
 }
 
-fn previous_segment(name: &str) -> String {
+/// The segment `by` after (or before) `name` on its timeline (16 MiB segments).
+fn segment_after(name: &str, by: i64) -> String {
     use openova::barman::wal::{name_of, seg_no, split_segment};
     let (tl, log, seg) = split_segment(name).expect("a segment name");
-    name_of(tl, seg_no(log, seg, 16 << 20) - 1, 16 << 20)
-}
-
-fn next_segment(name: &str) -> String {
-    use openova::barman::wal::{name_of, seg_no, split_segment};
-    let (tl, log, seg) = split_segment(name).expect("a segment name");
-    name_of(tl, seg_no(log, seg, 16 << 20) + 1, 16 << 20)
+    let no = seg_no(log, seg, 16 << 20)
+        .checked_add_signed(by)
+        .expect("a segment number");
+    name_of(tl, no, 16 << 20)
 }
 
 #[test]
@@ -243,27 +241,13 @@ fn status_reports_the_last_transaction_of_each_timeline_as_pg_waldump_reads_it()
     let work = tempfile::tempdir().unwrap();
     let target = work.path().join("restored");
     let port = crate::support::free_port();
-    let run = crate::cli::openova(
-        Some(&s3),
-        &[
-            "restore",
-            "postgres",
-            "--storage",
-            &s3.url("cnpg"),
-            "--server",
-            &server,
-            "--endpoint",
-            &s3.endpoint(),
-            "--to",
-            "latest",
-            "--target-dir",
-            target.to_str().unwrap(),
-            "--start",
-            "--port",
-            &port.to_string(),
-            "--timeout",
-            "120",
-        ],
+    let p = port.to_string();
+    let run = crate::restore::restore(
+        &s3,
+        &server,
+        "latest",
+        &target,
+        &["--start", "--port", &p, "--timeout", "120"],
     );
     assert_eq!(run.code, 0, "{run:?}");
     psql_at(&target, port, "create table t2 (v text)");
@@ -353,7 +337,7 @@ fn status_reports_the_last_transaction_of_each_timeline_as_pg_waldump_reads_it()
     assert!(!requests.is_empty(), "no store request logged: {stderr}");
     let allowed = [&tl1, &tl2]
         .iter()
-        .flat_map(|s| [(*s).clone(), previous_segment(s)])
+        .flat_map(|s| [(*s).clone(), segment_after(s, -1)])
         .collect::<Vec<_>>();
     let mut segments_read = 0;
     for r in &requests {

@@ -418,7 +418,7 @@ pub async fn download_and_extract_with(
         .iter()
         .map(|d| empty_or_absent(d))
         .collect::<Result<Vec<bool>, Error>>()?;
-    let done = fetch_into(store, plan, dir, tuning, progress).await;
+    let done = fetch_into(store, plan, dir, &roots, tuning, progress).await;
     if done.is_err() {
         for (root, existed) in roots.iter().zip(existed) {
             clear(root, existed);
@@ -461,10 +461,12 @@ fn clear(root: &Path, existed: bool) {
     }
 }
 
+/// Fetches into `dir` and the tablespace locations; `roots` are all of them, synced at the end.
 async fn fetch_into(
     store: &dyn ObjectStore,
     plan: &Plan,
     dir: &Path,
+    roots: &[PathBuf],
     tuning: Tuning,
     progress: &dyn crate::report::Progress,
 ) -> Result<Fetched, Error> {
@@ -498,8 +500,7 @@ async fn fetch_into(
     let _ = std::fs::remove_file(dir.join("postmaster.pid"));
     progress.message("syncing the restored files to disk");
     let synced = std::time::Instant::now();
-    let mut roots = vec![dir.to_path_buf()];
-    roots.extend(plan.tablespaces.iter().map(|t| t.location.clone()));
+    let roots = roots.to_vec();
     tokio::task::spawn_blocking(move || untar::sync_all(&roots, SYNC_THREADS))
         .await
         .map_err(|e| Error::Io {

@@ -9,6 +9,7 @@
 //! headers, sparse entries) goes through the `tar` crate as before, with its checks.
 
 use super::Error;
+use crate::sparse::{ZERO_RUN, allocate, is_zero, write_nonzero};
 use std::collections::HashSet;
 use std::io::Read;
 use std::os::unix::fs::{FileExt, PermissionsExt};
@@ -215,8 +216,6 @@ struct Writer {
 
 /// One write (and one read from the archive) at most this long.
 const BLOCK: usize = 1 << 20;
-/// All-zero stretches of this size are not written.
-const ZERO_RUN: usize = 64 << 10;
 /// A large file is handed to writeback every this many bytes, not only once complete.
 const WRITEBACK_EVERY: u64 = 32 << 20;
 /// Files at least this long are allocated first and written without their zero stretches.
@@ -326,40 +325,6 @@ fn create_new(dst: &Path) -> std::io::Result<std::fs::File> {
         }
         other => other,
     }
-}
-
-/// Allocates the file's length (Linux `fallocate`): blocks that read as zeros, real ones, not a
-/// sparse hole, so PostgreSQL writing into them later cannot run out of space.
-fn allocate(file: &std::fs::File, len: u64) -> bool {
-    rustix::fs::fallocate(file, rustix::fs::FallocateFlags::empty(), 0, len).is_ok()
-}
-
-/// Writes `block` at `at` except its all-zero [`ZERO_RUN`] stretches (already zeros on disk).
-fn write_nonzero(file: &std::fs::File, block: &[u8], at: u64) -> std::io::Result<()> {
-    let runs: Vec<&[u8]> = block.chunks(ZERO_RUN).collect();
-    let mut i = 0;
-    while i < runs.len() {
-        if is_zero(runs[i]) {
-            i += 1;
-            continue;
-        }
-        let start = i;
-        while i < runs.len() && !is_zero(runs[i]) {
-            i += 1;
-        }
-        let end = (i * ZERO_RUN).min(block.len());
-        file.write_all_at(
-            &block[start * ZERO_RUN..end],
-            at + (start * ZERO_RUN) as u64,
-        )?;
-    }
-    Ok(())
-}
-
-/// Whether every byte is zero: compared with zeros, which is a `memcmp`, fast in any build.
-fn is_zero(chunk: &[u8]) -> bool {
-    static ZEROS: [u8; ZERO_RUN] = [0; ZERO_RUN];
-    chunk.chunks(ZERO_RUN).all(|c| c == &ZEROS[..c.len()])
 }
 
 /// Asks the kernel to start writing the file back now, without waiting for it (`fadvise`
