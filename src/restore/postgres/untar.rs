@@ -3,10 +3,15 @@
 //!
 //! Regular files, nearly all of a base backup's bytes, are written here rather than by the `tar`
 //! crate: in 1 MiB writes (not 8 KiB), without copying all-zero 64 KiB stretches (the file's
-//! length is allocated first, as `wal-get` does), and with the kernel asked to start writing each
-//! file back as soon as it is complete, so that the one fsync pass at the end (as pg_basebackup
-//! and pgBackRest do) finds little left to flush. Everything else (folders, links, PAX and GNU
-//! headers, sparse entries) goes through the `tar` crate as before, with its checks.
+//! length is allocated first, as `wal-get` does). Files of 1 MiB and more are written with
+//! `O_DIRECT`, from an aligned buffer straight to the device: a restore does not need its files in
+//! the page cache (it drops them right after anyway), and allocating a gigabyte of page cache is
+//! what made restores slow and erratic where memory is costly to take (measured on a VM: the same
+//! 1 GB buffered write took 0.2 s to 11 s, a direct one 0.5 s to 0.9 s). Where the filesystem
+//! refuses `O_DIRECT`, files are written through the page cache, with the kernel asked to start
+//! writing each one back as soon as it is complete. Either way the one fsync pass at the end (as
+//! pg_basebackup and pgBackRest do) finds little left to flush. Everything else (folders, links,
+//! PAX and GNU headers, sparse entries) goes through the `tar` crate as before, with its checks.
 
 use super::Error;
 use crate::sparse::{ZERO_RUN, allocate, is_zero, write_nonzero};
@@ -209,7 +214,11 @@ struct Writer {
     root: PathBuf,
     /// Folders already created and checked to lie inside `root`.
     checked: HashSet<PathBuf>,
+    /// [`BLOCK`] bytes and room to align them: the block starts at `buf[aligned]`.
     buf: Vec<u8>,
+    aligned: usize,
+    /// Whether large files are written with `O_DIRECT` (until the filesystem refuses it).
+    direct: bool,
     spent: Duration,
     counters: Arc<Counters>,
 }
@@ -220,14 +229,22 @@ const BLOCK: usize = 1 << 20;
 const WRITEBACK_EVERY: u64 = 32 << 20;
 /// Files at least this long are allocated first and written without their zero stretches.
 const ALLOCATE_FROM: u64 = 2 * ZERO_RUN as u64;
+/// Files at least this long are written with `O_DIRECT`; smaller ones through the page cache.
+const DIRECT_FROM: u64 = 1 << 20;
+/// What `O_DIRECT` needs aligned (buffer address, file offset, length): the largest logical block
+/// size of Linux block devices.
+const ALIGN: usize = 4096;
 
 impl Writer {
     fn new(dir: &Path, counters: Arc<Counters>) -> std::io::Result<Self> {
         let root = dir.canonicalize()?;
+        let buf = vec![0; BLOCK + ALIGN];
         Ok(Self {
             checked: HashSet::from([root.clone()]),
             root,
-            buf: vec![0; BLOCK],
+            aligned: buf.as_ptr().align_offset(ALIGN),
+            buf,
+            direct: true,
             spent: Duration::ZERO,
             counters,
         })
@@ -274,23 +291,45 @@ impl Writer {
         let (size, mode) = (entry.size(), entry.header().mode()?);
         let mtime = entry.header().mtime().ok();
         let t = Instant::now();
-        let file = create_new(&dst)?;
+        let mut direct = self.direct && size >= DIRECT_FROM;
+        let file = match create_new(&dst, direct) {
+            Err(e) if direct && refused(&e) => {
+                self.direct = false;
+                direct = false;
+                create_new(&dst, false)?
+            }
+            other => other?,
+        };
         let skip_zeros = size >= ALLOCATE_FROM && allocate(&file, size);
         self.spent += t.elapsed();
         let (mut at, mut flushed) = (0u64, 0u64);
         while at < size {
             let want = usize::try_from((size - at).min(BLOCK as u64)).unwrap_or(BLOCK);
-            let block = &mut self.buf[..want];
-            entry.read_exact(block)?;
-            let t = Instant::now();
-            if skip_zeros {
-                write_nonzero(&file, block, at)?;
+            // A direct write is whole aligned blocks: the last one is padded with zeros, and the
+            // file cut back to its size at the end.
+            let padded = if direct {
+                want.next_multiple_of(ALIGN)
             } else {
-                file.write_all_at(block, at)?;
+                want
+            };
+            let block = &mut self.buf[self.aligned..self.aligned + padded];
+            entry.read_exact(&mut block[..want])?;
+            block[want..].fill(0);
+            let t = Instant::now();
+            match write_block(&file, block, at, skip_zeros) {
+                Err(e) if direct && refused(&e) => {
+                    // Accepted at open, refused at the first write (an alignment this
+                    // filesystem does not take): through the page cache from here on.
+                    rustix::fs::fcntl_setfl(&file, rustix::fs::OFlags::empty())?;
+                    self.direct = false;
+                    direct = false;
+                    write_block(&file, &block[..want], at, skip_zeros)?;
+                }
+                other => other?,
             }
             self.spent += t.elapsed();
             at += want as u64;
-            if at - flushed >= WRITEBACK_EVERY {
+            if !direct && at - flushed >= WRITEBACK_EVERY {
                 start_writeback(&file, flushed, at - flushed);
                 flushed = at;
             }
@@ -299,6 +338,9 @@ impl Writer {
                 .fetch_add(want as u64, Ordering::Relaxed);
         }
         let t = Instant::now();
+        if size % ALIGN as u64 != 0 && size >= DIRECT_FROM {
+            file.set_len(size)?; // the padding of the last direct write, if there was one
+        }
         file.set_permissions(std::fs::Permissions::from_mode(mode & 0o7777))?;
         if let Some(secs) = mtime {
             let _ = file.set_modified(std::time::UNIX_EPOCH + Duration::from_secs(secs));
@@ -309,13 +351,39 @@ impl Writer {
     }
 }
 
-/// A new file at `dst`; one already there (not a folder) is replaced, never written through (it
+/// Writes `block` at `at`: all of it, or (the file allocated) all but its zero stretches.
+fn write_block(
+    file: &std::fs::File,
+    block: &[u8],
+    at: u64,
+    skip_zeros: bool,
+) -> std::io::Result<()> {
+    if skip_zeros {
+        write_nonzero(file, block, at)
+    } else {
+        file.write_all_at(block, at)
+    }
+}
+
+/// Whether `e` is the filesystem refusing `O_DIRECT` (`EINVAL`).
+fn refused(e: &std::io::Error) -> bool {
+    e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error())
+}
+
+/// A new file at `dst` (`direct`: opened with `O_DIRECT`); one already there (not a folder) is replaced, never written through (it
 /// could be a link an earlier entry made).
-fn create_new(dst: &Path) -> std::io::Result<std::fs::File> {
+fn create_new(dst: &Path, direct: bool) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let flags = if direct {
+        rustix::fs::OFlags::DIRECT.bits().cast_signed()
+    } else {
+        0
+    };
     let open = || {
         std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
+            .custom_flags(flags)
             .open(dst)
     };
     match open() {
@@ -437,4 +505,86 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Content of `size` bytes: a pattern broken by all-zero stretches (some a whole 64 KiB run or
+    /// more, some shorter) so that both the written and the skipped parts of a block are checked.
+    fn content(size: usize, seed: u8) -> Vec<u8> {
+        let mut v: Vec<u8> = (0..size)
+            .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed) | 1)
+            .collect();
+        let mut at = 100_000;
+        while at < size {
+            let len = (at % 3 + 1) * ZERO_RUN + 513;
+            v[at..(at + len).min(size)].fill(0);
+            at += len + 300_000;
+        }
+        v
+    }
+
+    /// Gives at most `n` bytes per read, as the network's pieces do.
+    struct Trickle<'a>(&'a [u8], usize);
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = buf.len().min(self.1).min(self.0.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    /// Whether files under `dir` can be opened with `O_DIRECT` at all.
+    fn direct_works(dir: &Path) -> bool {
+        create_new(&dir.join(".probe"), true).is_ok()
+    }
+
+    #[test]
+    fn large_files_written_directly_are_byte_for_byte_the_tar_s_whatever_their_size() {
+        let sizes = [
+            DIRECT_FROM as usize - 1, // through the page cache
+            DIRECT_FROM as usize,     // direct, whole blocks
+            DIRECT_FROM as usize + 1, // direct, one byte of a last block
+            3 * BLOCK - 100,          // several blocks, a padded tail
+            2 * BLOCK + 3 * ALIGN + 7,
+            5 * BLOCK,
+            8192,
+            0,
+        ];
+        let files: Vec<(String, Vec<u8>)> = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| (format!("base/1/{}", 16384 + i), content(n, i as u8)))
+            .collect();
+        let mut tar = tar::Builder::new(Vec::new());
+        for (name, body) in &files {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(body.len() as u64);
+            h.set_mode(0o600);
+            h.set_mtime(1_764_080_761);
+            tar.append_data(&mut h, name, body.as_slice()).unwrap();
+        }
+        let tar = tar.into_inner().unwrap();
+
+        let dir = tempfile::tempdir().unwrap();
+        let mut writer = Writer::new(dir.path(), Arc::new(Counters::default())).unwrap();
+        unpack(&mut Trickle(&tar, 7919), &mut writer).unwrap();
+        for (name, body) in &files {
+            let path = dir.path().join(name);
+            let got = std::fs::read(&path).unwrap();
+            assert_eq!(got.len(), body.len(), "{name}: length");
+            assert!(got == *body, "{name}: content differs");
+            let meta = std::fs::metadata(&path).unwrap();
+            assert_eq!(meta.permissions().mode() & 0o7777, 0o600, "{name}");
+        }
+        let counted = writer.counters.unpacked.load(Ordering::Relaxed);
+        assert_eq!(counted, sizes.iter().sum::<usize>() as u64);
+        // On a filesystem that takes O_DIRECT (as the machines these tests run on do), the
+        // direct path was the one taken, not the fallback.
+        assert_eq!(writer.direct, direct_works(dir.path()));
+    }
 }
