@@ -8,6 +8,7 @@
 mod error;
 mod fs;
 mod listxml;
+mod pool;
 pub mod retry;
 mod s3;
 #[cfg(test)]

@@ -431,7 +431,11 @@ impl S3Store {
         let of = out.content_length().and_then(|n| u64::try_from(n).ok());
         let md5 = plain_md5(out.e_tag()).filter(|_| whole);
         let mut body = out.body;
-        // The pieces as they arrive (no copy into one buffer: a restore streams them on).
+        // Copied as they arrive into a buffer of the pool (see `pool`), so that the client's
+        // receive buffers are free again at once; a small body is kept in the pieces it came in.
+        let mut pooled = of
+            .filter(|&n| n >= POOL_FROM)
+            .map(|n| super::pool::take(usize::try_from(n).unwrap_or(0)));
         let (mut pieces, mut got) = (Vec::new(), 0u64);
         let (stall, started) = (self.timeouts.stall, tokio::time::Instant::now());
         loop {
@@ -446,7 +450,10 @@ impl S3Store {
                 Ok(Ok(None)) => break,
                 Ok(Ok(Some(chunk))) => {
                     got += chunk.len() as u64;
-                    pieces.push(chunk);
+                    match pooled.as_mut() {
+                        Some(buf) => buf.extend_from_slice(&chunk),
+                        None => pieces.push(chunk),
+                    }
                 }
                 Ok(Err(e)) => {
                     let why = root_cause(&e).to_ascii_lowercase();
@@ -472,6 +479,9 @@ impl S3Store {
                 reset: false,
             }));
         }
+        if let Some(buf) = pooled {
+            pieces.push(super::pool::freeze(buf));
+        }
         if let Some(expected) = md5 {
             let mut digest = <md5::Md5 as md5::Digest>::new();
             for p in &pieces {
@@ -488,6 +498,9 @@ impl S3Store {
         Ok(Body::new(pieces))
     }
 }
+
+/// Bodies at least this long (as the response announces) are copied into a pooled buffer.
+const POOL_FROM: u64 = 64 << 10;
 
 /// The MD5 in an ETag, when it is one: a single-part upload's ETag is the MD5 of its body; a
 /// multipart upload's (`…-N`) is not, and has no checksum openova can check.

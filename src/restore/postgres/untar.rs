@@ -48,7 +48,7 @@ pub struct Counters {
 }
 
 /// The bytes an extraction reads, as they arrive from the downloader: one ranged GET at a time,
-/// in the pieces the network delivered (read straight from them, not from a copy).
+/// in the pieces the store handed on (one pooled buffer per GET from S3, see `store::pool`).
 pub struct Chunks {
     rx: tokio::sync::mpsc::Receiver<crate::store::Body>,
     pieces: std::collections::VecDeque<bytes::Bytes>,
