@@ -432,9 +432,9 @@ impl S3Store {
         let md5 = plain_md5(out.e_tag()).filter(|_| whole);
         let mut body = out.body;
         // Copied as they arrive into a buffer of the pool (see `pool`), so that the client's
-        // receive buffers are free again at once; a small body is kept in the pieces it came in.
+        // receive buffers are free again at once; other bodies are kept in the pieces they came in.
         let mut pooled = of
-            .filter(|&n| n >= POOL_FROM)
+            .filter(|n| POOL_SIZES.contains(n))
             .map(|n| super::pool::take(usize::try_from(n).unwrap_or(0)));
         let (mut pieces, mut got) = (Vec::new(), 0u64);
         let (stall, started) = (self.timeouts.stall, tokio::time::Instant::now());
@@ -499,8 +499,10 @@ impl S3Store {
     }
 }
 
-/// Bodies at least this long (as the response announces) are copied into a pooled buffer.
-const POOL_FROM: u64 = 64 << 10;
+/// Bodies of these lengths (as the response announces) are copied into a pooled buffer: a
+/// restore's ranged GETs (8 MiB) and WAL segments (16 MiB), not a large whole object, whose
+/// buffer the pool would otherwise keep after it is done with.
+const POOL_SIZES: std::ops::RangeInclusive<u64> = (64 << 10)..=(16 << 20);
 
 /// The MD5 in an ETag, when it is one: a single-part upload's ETag is the MD5 of its body; a
 /// multipart upload's (`…-N`) is not, and has no checksum openova can check.
