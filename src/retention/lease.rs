@@ -55,15 +55,18 @@ pub enum Error {
 /// object must fail. Each run probes its own key beside the lease: with one shared key, a run
 /// deleting it between another run's two puts made the store look unconditional (seen in CI).
 /// A run killed mid-probe leaves that small object behind; the next run to hold the lease
-/// removes it once it is an hour old.
+/// removes it once it is an hour old. The two puts carry different bytes: a conditional put
+/// retried after a broken attempt reads the object back and takes bytes equal to its own as its
+/// own write, so with equal bytes a retried second put passed for a store ignoring the condition
+/// (seen in CI on versitygw under load).
 pub async fn probe(store: &dyn ObjectStore, lease_key: &str) -> Result<bool, store::Error> {
     let nanos = Utc::now().timestamp_nanos_opt().unwrap_or(0);
     let key = format!("{lease_key}.probe-{}-{nanos}", std::process::id());
     store
-        .put_if_absent(&key, Bytes::from_static(b"probe"))
+        .put_if_absent(&key, Bytes::from_static(b"probe 1"))
         .await?;
     let second = store
-        .put_if_absent(&key, Bytes::from_static(b"probe"))
+        .put_if_absent(&key, Bytes::from_static(b"probe 2"))
         .await;
     store.delete_many(std::slice::from_ref(&key)).await?;
     Ok(!second?)
