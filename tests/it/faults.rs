@@ -783,7 +783,9 @@ fn the_secret_key_is_never_printed_or_stored() {
         work.to_string_lossy().into_owned(),
     );
     proxy.clear();
-    proxy.add(Rule::new(Fault::SlowDown).first(3));
+    // Two, not three: after three the next backoff (2–4 s, random) can pass run_via's 6 s bound,
+    // and the drill then rightly gives up (seen in CI): this test is about what gets printed.
+    proxy.add(Rule::new(Fault::SlowDown).first(2));
     let (run, _) = run_via(
         &s3,
         &proxy,
@@ -802,7 +804,7 @@ fn the_secret_key_is_never_printed_or_stored() {
         ],
         "debug",
     );
-    assert!(proxy.count(Fault::SlowDown) >= 3, "the fault never fired");
+    assert!(proxy.count(Fault::SlowDown) >= 2, "the fault never fired");
     assert_eq!(run.code, 0, "a throttled drill: {run:?}");
     assert_no_secret(&run, &s3, "drill run");
     let hits = files_containing(&reports, &marker);
