@@ -302,7 +302,7 @@ impl Writer {
         };
         let skip_zeros = size >= ALLOCATE_FROM && allocate(&file, size);
         self.spent += t.elapsed();
-        let (mut at, mut flushed) = (0u64, 0u64);
+        let (mut at, mut flushed, mut padded_past_end) = (0u64, 0u64, false);
         while at < size {
             let want = usize::try_from((size - at).min(BLOCK as u64)).unwrap_or(BLOCK);
             // A direct write is whole aligned blocks: the last one is padded with zeros, and the
@@ -325,7 +325,10 @@ impl Writer {
                     direct = false;
                     write_block(&file, &block[..want], at, skip_zeros)?;
                 }
-                other => other?,
+                other => {
+                    other?;
+                    padded_past_end |= padded > want;
+                }
             }
             self.spent += t.elapsed();
             at += want as u64;
@@ -338,14 +341,16 @@ impl Writer {
                 .fetch_add(want as u64, Ordering::Relaxed);
         }
         let t = Instant::now();
-        if size % ALIGN as u64 != 0 && size >= DIRECT_FROM {
-            file.set_len(size)?; // the padding of the last direct write, if there was one
+        if padded_past_end {
+            file.set_len(size)?; // the padding of the last direct write
         }
         file.set_permissions(std::fs::Permissions::from_mode(mode & 0o7777))?;
         if let Some(secs) = mtime {
             let _ = file.set_modified(std::time::UNIX_EPOCH + Duration::from_secs(secs));
         }
-        start_writeback(&file, flushed, size - flushed);
+        if !direct {
+            start_writeback(&file, flushed, size - flushed);
+        }
         self.spent += t.elapsed();
         Ok(())
     }
@@ -370,8 +375,8 @@ fn refused(e: &std::io::Error) -> bool {
     e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error())
 }
 
-/// A new file at `dst` (`direct`: opened with `O_DIRECT`); one already there (not a folder) is replaced, never written through (it
-/// could be a link an earlier entry made).
+/// A new file at `dst` (`direct`: opened with `O_DIRECT`); one already there (not a folder) is
+/// replaced, never written through (it could be a link an earlier entry made).
 fn create_new(dst: &Path, direct: bool) -> std::io::Result<std::fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
     let flags = if direct {
