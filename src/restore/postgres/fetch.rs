@@ -30,7 +30,8 @@ pub struct Tuning {
 }
 
 impl Default for Tuning {
-    /// 8 MiB × (4 + 2 + 2 + 1) × 2 tars: at most 144 MiB of downloaded data in memory.
+    /// 8 MiB × (4 + 2 + 2 + 1) × 2 tars: at most 144 MiB of downloaded data in memory (and
+    /// 6 MiB of blocks being written per tar, see `direct`).
     fn default() -> Self {
         Self {
             chunk: 8 << 20,

@@ -2,6 +2,7 @@
 //! which WAL, how many bytes), fetching and extracting the base backup, the recovery settings;
 //! [`local`] carries a plan out on this machine.
 
+mod direct;
 mod fetch;
 pub mod local;
 mod untar;

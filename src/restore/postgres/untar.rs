@@ -4,7 +4,8 @@
 //! Regular files, nearly all of a base backup's bytes, are written here rather than by the `tar`
 //! crate: in 1 MiB writes (not 8 KiB), without copying all-zero 64 KiB stretches (the file's
 //! length is allocated first, as `wal-get` does). Files of 1 MiB and more are written with
-//! `O_DIRECT`, from an aligned buffer straight to the device: a restore does not need its files in
+//! `O_DIRECT`, from aligned blocks straight to the device, by writer threads while this thread
+//! reads on ([`super::direct`]): a restore does not need its files in
 //! the page cache (it drops them right after anyway), and allocating a gigabyte of page cache is
 //! what made restores slow and erratic where memory is costly to take (measured on a VM: the same
 //! 1 GB buffered write took 0.2 s to 11 s, a direct one 0.5 s to 0.9 s). Where the filesystem
@@ -14,10 +15,11 @@
 //! PAX and GNU headers, sparse entries) goes through the `tar` crate as before, with its checks.
 
 use super::Error;
-use crate::sparse::{ZERO_RUN, allocate, is_zero, write_nonzero};
+use super::direct::{ALIGN, BLOCK, Job, Writers, refused, write_block};
+use crate::sparse::{ZERO_RUN, allocate, is_zero};
 use std::collections::HashSet;
 use std::io::Read;
-use std::os::unix::fs::{FileExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,7 +32,7 @@ pub struct Spent {
     pub waiting: f64,
     /// Inside the decompressor (0 for an uncompressed tar).
     pub decompressing: f64,
-    /// Creating and writing files.
+    /// Creating and writing files (for large files: waiting for the writer threads).
     pub writing: f64,
     /// The thread's whole busy time (not waiting), tar parsing included.
     pub busy: f64,
@@ -214,37 +216,33 @@ struct Writer {
     root: PathBuf,
     /// Folders already created and checked to lie inside `root`.
     checked: HashSet<PathBuf>,
-    /// [`BLOCK`] bytes and room to align them: the block starts at `buf[aligned]`.
+    /// The block files smaller than [`DIRECT_FROM`] are written from.
     buf: Vec<u8>,
-    aligned: usize,
     /// Whether large files are written with `O_DIRECT` (until the filesystem refuses it).
     direct: bool,
+    /// The threads large files' blocks are written by.
+    writers: Writers,
+    /// Time spent creating and writing files (waiting for the writer threads included).
     spent: Duration,
     counters: Arc<Counters>,
 }
 
-/// One write (and one read from the archive) at most this long.
-const BLOCK: usize = 1 << 20;
 /// A large file is handed to writeback every this many bytes, not only once complete.
 const WRITEBACK_EVERY: u64 = 32 << 20;
 /// Files at least this long are allocated first and written without their zero stretches.
 const ALLOCATE_FROM: u64 = 2 * ZERO_RUN as u64;
 /// Files at least this long are written with `O_DIRECT`; smaller ones through the page cache.
 const DIRECT_FROM: u64 = 1 << 20;
-/// What `O_DIRECT` needs aligned (buffer address, file offset, length): the largest logical block
-/// size of Linux block devices.
-const ALIGN: usize = 4096;
 
 impl Writer {
     fn new(dir: &Path, counters: Arc<Counters>) -> std::io::Result<Self> {
         let root = dir.canonicalize()?;
-        let buf = vec![0; BLOCK + ALIGN];
         Ok(Self {
             checked: HashSet::from([root.clone()]),
             root,
-            aligned: buf.as_ptr().align_offset(ALIGN),
-            buf,
+            buf: Vec::new(),
             direct: true,
+            writers: Writers::new()?,
             spent: Duration::ZERO,
             counters,
         })
@@ -302,77 +300,95 @@ impl Writer {
         };
         let skip_zeros = size >= ALLOCATE_FROM && allocate(&file, size);
         self.spent += t.elapsed();
-        let (mut at, mut flushed, mut padded_past_end) = (0u64, 0u64, false);
-        while at < size {
-            let want = usize::try_from((size - at).min(BLOCK as u64)).unwrap_or(BLOCK);
-            // A direct write is whole aligned blocks: the last one is padded with zeros, and the
-            // file cut back to its size at the end.
-            let padded = if direct {
-                want.next_multiple_of(ALIGN)
-            } else {
-                want
-            };
-            let block = &mut self.buf[self.aligned..self.aligned + padded];
-            entry.read_exact(&mut block[..want])?;
-            block[want..].fill(0);
-            let t = Instant::now();
-            match write_block(&file, block, at, skip_zeros) {
-                Err(e) if direct && refused(&e) => {
-                    // Accepted at open, refused at the first write (an alignment this
-                    // filesystem does not take): through the page cache from here on.
-                    rustix::fs::fcntl_setfl(&file, rustix::fs::OFlags::empty())?;
-                    self.direct = false;
-                    direct = false;
-                    write_block(&file, &block[..want], at, skip_zeros)?;
-                }
-                other => {
-                    other?;
-                    padded_past_end |= padded > want;
-                }
-            }
-            self.spent += t.elapsed();
-            at += want as u64;
-            if !direct && at - flushed >= WRITEBACK_EVERY {
-                start_writeback(&file, flushed, at - flushed);
-                flushed = at;
-            }
-            self.counters
-                .unpacked
-                .fetch_add(want as u64, Ordering::Relaxed);
-        }
+        let file = if direct {
+            self.write_direct(entry, file, size, skip_zeros)?
+        } else {
+            Arc::new(self.write_buffered(entry, file, size, skip_zeros)?)
+        };
         let t = Instant::now();
-        if padded_past_end {
+        if direct && size % ALIGN as u64 != 0 {
             file.set_len(size)?; // the padding of the last direct write
         }
         file.set_permissions(std::fs::Permissions::from_mode(mode & 0o7777))?;
         if let Some(secs) = mtime {
             let _ = file.set_modified(std::time::UNIX_EPOCH + Duration::from_secs(secs));
         }
-        if !direct {
-            start_writeback(&file, flushed, size - flushed);
-        }
         self.spent += t.elapsed();
         Ok(())
     }
-}
 
-/// Writes `block` at `at`: all of it, or (the file allocated) all but its zero stretches.
-fn write_block(
-    file: &std::fs::File,
-    block: &[u8],
-    at: u64,
-    skip_zeros: bool,
-) -> std::io::Result<()> {
-    if skip_zeros {
-        write_nonzero(file, block, at)
-    } else {
-        file.write_all_at(block, at)
+    /// Hands the file's blocks to the writer threads, and returns once all are written. A direct
+    /// write is whole aligned blocks: the last one is padded with zeros (the file is cut back to
+    /// its size afterwards).
+    fn write_direct(
+        &mut self,
+        entry: &mut dyn Read,
+        file: std::fs::File,
+        size: u64,
+        skip_zeros: bool,
+    ) -> std::io::Result<Arc<std::fs::File>> {
+        let file = Arc::new(file);
+        let mut at = 0u64;
+        let waited = self.writers.waited;
+        while at < size {
+            let len = usize::try_from((size - at).min(BLOCK as u64)).unwrap_or(BLOCK);
+            let padded = len.next_multiple_of(ALIGN);
+            let mut block = self.writers.block()?;
+            let data = block.get_mut(padded);
+            entry.read_exact(&mut data[..len])?;
+            data[len..].fill(0);
+            self.writers.write(Job {
+                file: file.clone(),
+                block,
+                at,
+                len,
+                padded,
+                skip_zeros,
+            })?;
+            at += len as u64;
+            self.counters
+                .unpacked
+                .fetch_add(len as u64, Ordering::Relaxed);
+        }
+        self.writers.settle()?;
+        self.spent += self.writers.waited - waited;
+        if self.writers.refused {
+            self.direct = false;
+        }
+        Ok(file)
     }
-}
 
-/// Whether `e` is the filesystem refusing `O_DIRECT` (`EINVAL`).
-fn refused(e: &std::io::Error) -> bool {
-    e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error())
+    /// Writes the file through the page cache, handing it to the kernel's writeback as it goes.
+    fn write_buffered(
+        &mut self,
+        entry: &mut dyn Read,
+        file: std::fs::File,
+        size: u64,
+        skip_zeros: bool,
+    ) -> std::io::Result<std::fs::File> {
+        let (mut at, mut flushed) = (0u64, 0u64);
+        while at < size {
+            let len = usize::try_from((size - at).min(BLOCK as u64)).unwrap_or(BLOCK);
+            if self.buf.len() < len {
+                self.buf.resize(len, 0);
+            }
+            let block = &mut self.buf[..len];
+            entry.read_exact(block)?;
+            let t = Instant::now();
+            write_block(&file, block, at, skip_zeros)?;
+            self.spent += t.elapsed();
+            at += len as u64;
+            if at - flushed >= WRITEBACK_EVERY {
+                start_writeback(&file, flushed, at - flushed);
+                flushed = at;
+            }
+            self.counters
+                .unpacked
+                .fetch_add(len as u64, Ordering::Relaxed);
+        }
+        start_writeback(&file, flushed, size - flushed);
+        Ok(file)
+    }
 }
 
 /// A new file at `dst` (`direct`: opened with `O_DIRECT`); one already there (not a folder) is
