@@ -113,7 +113,15 @@ impl Writers {
                         loop {
                             let job = queue.lock().unwrap_or_else(PoisonError::into_inner).recv();
                             let Ok(job) = job else { break }; // the extraction is over
-                            let result = job.run();
+                            // A panic is the block's error, not a thread gone quiet (the
+                            // extracting thread would wait for that block for ever).
+                            let result =
+                                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                                    job.run()
+                                }))
+                                .unwrap_or_else(|_| {
+                                    Err(std::io::Error::other("a writer thread panicked"))
+                                });
                             // The file is let go before the block is handed back: once all its
                             // blocks are back, the extracting thread holds the file alone.
                             let Job { file, block, .. } = job;
