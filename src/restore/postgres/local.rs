@@ -48,7 +48,7 @@ pub fn wal_get_command(
     std::fs::create_dir_all(dir.join("spool")).map_err(io("creating", dir.join("spool")))?;
     let exe = dir.join("openova");
     let me = std::env::current_exe().map_err(io("finding", PathBuf::from("openova")))?;
-    std::fs::copy(&me, &exe).map_err(io("copying openova to", exe.clone()))?;
+    super::direct::copy(&me, &exe).map_err(io("copying openova to", exe.clone()))?;
     // The environment wins over a policy's bounds, as it did for the restore itself.
     let limits = source
         .conn
@@ -139,18 +139,20 @@ pub async fn fetch_and_configure(
     let span =
         tracing::info_span!("restore.fetch", backup = %plan.backup_id, bytes = plan.download_bytes);
     async {
-        let fetched = download_and_extract(store, plan, target, progress).await?;
+        let mut fetched = download_and_extract(store, plan, target, progress).await?;
         tracing::info!(
             bytes = fetched.bytes,
             download_seconds = fetched.download_seconds,
             extract_seconds = fetched.extract_seconds,
             "base backup downloaded and extracted"
         );
+        let started = std::time::Instant::now();
         let command = match restore_command {
             Some(c) => c.to_string(),
             None => wal_get_command(target, source, &plan.wal_to)?,
         };
         write_recovery(target, plan, &command, extra)?;
+        fetched.configure_seconds = Some(started.elapsed().as_secs_f64());
         Ok(fetched)
     }
     .instrument(span)

@@ -390,6 +390,10 @@ pub struct Fetched {
     pub cpu_seconds: f64,
     /// The process's peak resident size so far (Linux `VmHWM`), in bytes.
     pub peak_rss_bytes: Option<u64>,
+    /// After the fetch: writing the recovery settings and the `wal-get` helper beside the target
+    /// (absent when only downloading).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub configure_seconds: Option<f64>,
 }
 
 /// Downloads the base backup and extracts it into `dir` (which must be empty or absent), then
@@ -522,6 +526,7 @@ async fn fetch_into(
         extract_cpu_seconds: s.cpu,
         cpu_seconds: (process_cpu() - cpu0).max(0.0),
         peak_rss_bytes: peak_rss(),
+        configure_seconds: None,
     })
 }
 
