@@ -218,52 +218,56 @@ fn ended() -> std::io::Error {
 /// restore. Elsewhere it is `std::fs::copy`.
 pub fn copy(from: &std::path::Path, to: &std::path::Path) -> std::io::Result<u64> {
     use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
     let mut src = std::fs::File::open(from)?;
-    let permissions = src.metadata()?.permissions();
-    let dst = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .custom_flags(rustix::fs::OFlags::DIRECT.bits().cast_signed())
-        .open(to);
-    let dst = match dst {
+    let meta = src.metadata()?;
+    let dst = match create_new(to, true) {
         Err(e) if refused(&e) => return std::fs::copy(from, to),
         other => other?,
     };
-    let mut block = Block::new();
-    let mut at = 0u64;
-    loop {
-        let data = block.get_mut(BLOCK);
-        let mut n = 0;
-        while n < BLOCK {
-            match src.read(&mut data[n..]) {
-                Ok(0) => break,
-                Ok(k) => n += k,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        if n == 0 {
-            break;
-        }
-        let padded = n.next_multiple_of(ALIGN);
-        data[n..padded].fill(0);
-        match dst.write_all_at(&data[..padded], at) {
+    let (size, mut block, mut at) = (meta.len(), Block::new(), 0u64);
+    while at < size {
+        let len = usize::try_from((size - at).min(BLOCK as u64)).unwrap_or(BLOCK);
+        let padded = len.next_multiple_of(ALIGN);
+        let data = block.get_mut(padded);
+        src.read_exact(&mut data[..len])?;
+        data[len..].fill(0);
+        match dst.write_all_at(data, at) {
             Err(e) if refused(&e) => {
                 drop(dst);
                 return std::fs::copy(from, to);
             }
             other => other?,
         }
-        at += n as u64;
-        if n < BLOCK {
-            break;
-        }
+        at += len as u64;
     }
-    dst.set_len(at)?; // the padding of the last write
-    dst.set_permissions(permissions)?;
-    Ok(at)
+    dst.set_len(size)?; // the padding of the last write
+    dst.set_permissions(meta.permissions())?;
+    Ok(size)
+}
+
+/// A new file at `dst` (`direct`: opened with `O_DIRECT`); one already there (not a folder) is
+/// replaced, never written through (it could be a link an earlier entry made).
+pub fn create_new(dst: &std::path::Path, direct: bool) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let flags = if direct {
+        rustix::fs::OFlags::DIRECT.bits().cast_signed()
+    } else {
+        0
+    };
+    let open = || {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .custom_flags(flags)
+            .open(dst)
+    };
+    match open() {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            std::fs::remove_file(dst)?;
+            open()
+        }
+        other => other,
+    }
 }
 
 /// Writes `block` at `at`: all of it, or (the file allocated) all but its zero stretches.
@@ -288,21 +292,9 @@ pub fn refused(e: &std::io::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::OpenOptionsExt;
 
     fn open(path: &std::path::Path, direct: bool) -> std::io::Result<Arc<std::fs::File>> {
-        let flags = if direct {
-            rustix::fs::OFlags::DIRECT.bits().cast_signed()
-        } else {
-            0
-        };
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .custom_flags(flags)
-            .open(path)
-            .map(Arc::new)
+        create_new(path, direct).map(Arc::new)
     }
 
     fn job(

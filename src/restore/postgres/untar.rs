@@ -15,7 +15,7 @@
 //! PAX and GNU headers, sparse entries) goes through the `tar` crate as before, with its checks.
 
 use super::Error;
-use super::direct::{ALIGN, BLOCK, Job, Writers, refused, write_block};
+use super::direct::{ALIGN, BLOCK, Job, Writers, create_new, refused, write_block};
 use crate::sparse::{ZERO_RUN, allocate, is_zero};
 use std::collections::HashSet;
 use std::io::Read;
@@ -388,31 +388,6 @@ impl Writer {
         }
         start_writeback(&file, flushed, size - flushed);
         Ok(file)
-    }
-}
-
-/// A new file at `dst` (`direct`: opened with `O_DIRECT`); one already there (not a folder) is
-/// replaced, never written through (it could be a link an earlier entry made).
-fn create_new(dst: &Path, direct: bool) -> std::io::Result<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let flags = if direct {
-        rustix::fs::OFlags::DIRECT.bits().cast_signed()
-    } else {
-        0
-    };
-    let open = || {
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .custom_flags(flags)
-            .open(dst)
-    };
-    match open() {
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            std::fs::remove_file(dst)?;
-            open()
-        }
-        other => other,
     }
 }
 
