@@ -146,6 +146,13 @@ pub enum Error {
         key: String,
         why: String,
     },
+    /// Writing the restored files failed (the archive was fine). The cause is part of the
+    /// message, followed by what to do, so it is not a `source` (printed again after the hint).
+    #[error("writing {path}: {cause}{}", full_hint(cause))]
+    Write {
+        path: PathBuf,
+        cause: std::io::Error,
+    },
     #[error("{what} {path}: {source}")]
     Io {
         what: &'static str,
@@ -355,6 +362,18 @@ pub fn plan(cat: &ServerCatalog, window: &Window, target: Target) -> Result<Plan
         tablespaces,
         sizes,
     })
+}
+
+/// What to do when the target's filesystem is full (nothing for other failures).
+fn full_hint(e: &std::io::Error) -> &'static str {
+    match e.kind() {
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => {
+            ": the target's filesystem is full (nothing was kept). Free space there, or restore \
+             into another --target-dir; --dry-run gives the bytes to download, and the restored \
+             files take about as much"
+        }
+        _ => "",
+    }
 }
 
 fn is_data(key: &str) -> bool {

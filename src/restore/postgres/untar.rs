@@ -170,7 +170,13 @@ pub fn extract(id: &str, key: &str, body: Chunks, dir: &Path) -> Result<Spent, E
             block_zero: true,
             last_block_zero: false,
         };
-        unpack(&mut tail, &mut writer).map_err(|e| bad(e.to_string()))?;
+        unpack(&mut tail, &mut writer).map_err(|e| match Target::take(e) {
+            Ok(t) => Error::Write {
+                path: t.path,
+                cause: t.source,
+            },
+            Err(e) => bad(e.to_string()),
+        })?;
         // The tar reader stops at a zero block (the end-of-archive marker) or, silently, at the
         // end of the data: a tar cut at an entry boundary would pass for a shorter backup.
         if !tail.last_block_zero {
@@ -209,6 +215,53 @@ fn unpack(body: &mut dyn Read, writer: &mut Writer) -> std::io::Result<()> {
         dir.unpack_in(&writer.root)?;
     }
     Ok(())
+}
+
+/// A failure of the target, not of the archive (a full disk, a file that cannot be created):
+/// carried through the `tar` crate's `io::Error`s so that it is reported as such, not as an
+/// archive openova cannot read.
+#[derive(Debug)]
+struct Target {
+    path: PathBuf,
+    source: std::io::Error,
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "writing {}: {}", self.path.display(), self.source)
+    }
+}
+
+impl std::error::Error for Target {}
+
+impl Target {
+    /// A closure marking an error as the target's, at `path`.
+    fn at(path: &Path) -> impl Fn(std::io::Error) -> std::io::Error + '_ {
+        move |source| {
+            let kind = source.kind();
+            std::io::Error::new(
+                kind,
+                Self {
+                    path: path.to_path_buf(),
+                    source,
+                },
+            )
+        }
+    }
+
+    /// The target's failure inside `e`, or `e` as it was.
+    fn take(e: std::io::Error) -> Result<Self, std::io::Error> {
+        type Inner = dyn std::error::Error + Send + Sync;
+        if !e.get_ref().is_some_and(Inner::is::<Self>) {
+            return Err(e);
+        }
+        let kind = e.kind();
+        match e.into_inner().map(Inner::downcast::<Self>) {
+            Some(Ok(t)) => Ok(*t),
+            Some(Err(other)) => Err(std::io::Error::new(kind, other)),
+            None => Err(std::io::Error::from(kind)),
+        }
+    }
 }
 
 /// Writes regular files under `root`.
@@ -271,7 +324,7 @@ impl Writer {
             )));
         };
         if !self.checked.contains(parent) {
-            std::fs::create_dir_all(parent)?;
+            std::fs::create_dir_all(parent).map_err(Target::at(parent))?;
             // A link unpacked earlier must not lead the file out of the target.
             if !parent.canonicalize()?.starts_with(&self.root) {
                 return Err(std::io::Error::other(format!(
@@ -290,26 +343,28 @@ impl Writer {
         let mtime = entry.header().mtime().ok();
         let t = Instant::now();
         let mut direct = self.direct && size >= DIRECT_FROM;
+        let target = Target::at(&dst);
         let file = match create_new(&dst, direct) {
             Err(e) if direct && refused(&e) => {
                 self.direct = false;
                 direct = false;
-                create_new(&dst, false)?
+                create_new(&dst, false).map_err(&target)?
             }
-            other => other?,
+            other => other.map_err(&target)?,
         };
         let skip_zeros = size >= ALLOCATE_FROM && allocate(&file, size);
         self.spent += t.elapsed();
         let file = if direct {
-            self.write_direct(entry, file, size, skip_zeros)?
+            self.write_direct(entry, file, size, skip_zeros, &target)?
         } else {
-            Arc::new(self.write_buffered(entry, file, size, skip_zeros)?)
+            Arc::new(self.write_buffered(entry, file, size, skip_zeros, &target)?)
         };
         let t = Instant::now();
         if direct && size % ALIGN as u64 != 0 {
-            file.set_len(size)?; // the padding of the last direct write
+            file.set_len(size).map_err(&target)?; // the padding of the last direct write
         }
-        file.set_permissions(std::fs::Permissions::from_mode(mode & 0o7777))?;
+        file.set_permissions(std::fs::Permissions::from_mode(mode & 0o7777))
+            .map_err(&target)?;
         if let Some(secs) = mtime {
             let _ = file.set_modified(std::time::UNIX_EPOCH + Duration::from_secs(secs));
         }
@@ -326,6 +381,7 @@ impl Writer {
         file: std::fs::File,
         size: u64,
         skip_zeros: bool,
+        target: &dyn Fn(std::io::Error) -> std::io::Error,
     ) -> std::io::Result<Arc<std::fs::File>> {
         let file = Arc::new(file);
         let mut at = 0u64;
@@ -333,24 +389,26 @@ impl Writer {
         while at < size {
             let len = usize::try_from((size - at).min(BLOCK as u64)).unwrap_or(BLOCK);
             let padded = len.next_multiple_of(ALIGN);
-            let mut block = self.writers.block()?;
+            let mut block = self.writers.block().map_err(target)?;
             let data = block.get_mut(padded);
             entry.read_exact(&mut data[..len])?;
             data[len..].fill(0);
-            self.writers.write(Job {
-                file: file.clone(),
-                block,
-                at,
-                len,
-                padded,
-                skip_zeros,
-            })?;
+            self.writers
+                .write(Job {
+                    file: file.clone(),
+                    block,
+                    at,
+                    len,
+                    padded,
+                    skip_zeros,
+                })
+                .map_err(target)?;
             at += len as u64;
             self.counters
                 .unpacked
                 .fetch_add(len as u64, Ordering::Relaxed);
         }
-        self.writers.settle()?;
+        self.writers.settle().map_err(target)?;
         self.spent += self.writers.waited - waited;
         if self.writers.refused {
             self.direct = false;
@@ -365,6 +423,7 @@ impl Writer {
         file: std::fs::File,
         size: u64,
         skip_zeros: bool,
+        target: &dyn Fn(std::io::Error) -> std::io::Error,
     ) -> std::io::Result<std::fs::File> {
         let (mut at, mut flushed) = (0u64, 0u64);
         while at < size {
@@ -375,7 +434,7 @@ impl Writer {
             let block = &mut self.buf[..len];
             entry.read_exact(block)?;
             let t = Instant::now();
-            write_block(&file, block, at, skip_zeros)?;
+            write_block(&file, block, at, skip_zeros).map_err(target)?;
             self.spent += t.elapsed();
             at += len as u64;
             if at - flushed >= WRITEBACK_EVERY {
@@ -520,6 +579,59 @@ mod tests {
             at += len + 300_000;
         }
         v
+    }
+
+    /// A file the target cannot take is the target's failure, named with its path, not an
+    /// archive openova cannot read; a truncated archive still is one.
+    #[test]
+    fn a_failing_target_is_reported_as_such_and_a_cut_archive_as_the_archive_s() {
+        let mut tar = tar::Builder::new(Vec::new());
+        for name in ["PG_VERSION", "base/1/1259"] {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(4);
+            h.set_mode(0o600);
+            tar.append_data(&mut h, name, &b"15\n\n"[..]).unwrap();
+        }
+        let tar = tar.into_inner().unwrap();
+        let extract_into = |dir: &Path, bytes: &[u8]| {
+            let (tx, rx) = tokio::sync::mpsc::channel(1);
+            tx.try_send(crate::store::Body::from(bytes::Bytes::copy_from_slice(
+                bytes,
+            )))
+            .unwrap();
+            drop(tx);
+            extract("B1", "data.tar", Chunks::new(rx, Arc::default()), dir)
+        };
+
+        // A folder (not empty) stands where one of the files goes: it cannot be created.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("base/1/1259")).unwrap();
+        std::fs::write(dir.path().join("base/1/1259/x"), b"x").unwrap();
+        match extract_into(dir.path(), &tar) {
+            Err(Error::Write { path, cause }) => {
+                assert_eq!(path, dir.path().canonicalize().unwrap().join("base/1/1259"));
+                assert_eq!(cause.kind(), std::io::ErrorKind::IsADirectory);
+            }
+            other => panic!("expected a write failure, got {other:?}"),
+        }
+
+        let dir = tempfile::tempdir().unwrap();
+        match extract_into(dir.path(), &tar[..tar.len() - 1024 - 512]) {
+            Err(e @ Error::BadArchive { .. }) => assert!(e.to_string().contains("data.tar")),
+            other => panic!("expected a bad archive, got {other:?}"),
+        }
+
+        // A full disk says what to do.
+        let full = Error::Write {
+            path: "/restore/base/5/16396".into(),
+            cause: std::io::Error::from(std::io::ErrorKind::StorageFull),
+        };
+        let msg = full.to_string();
+        assert!(msg.starts_with("writing /restore/base/5/16396: "), "{msg}");
+        assert!(
+            msg.contains("filesystem is full") && msg.contains("--target-dir"),
+            "{msg}"
+        );
     }
 
     /// Gives at most `n` bytes per read, as the network's pieces do.
