@@ -17,13 +17,9 @@ pub const PREFIX: &str = "openova/drills";
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("building the evidence bundle: {0}")]
-    Bundle(#[source] std::io::Error),
-    #[error("writing {path}: {source}")]
-    Write {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    Bundle(std::io::Error),
+    #[error("writing {path}: {cause}")]
+    Write { path: String, cause: std::io::Error },
     #[error("report: {0}")]
     Json(#[from] serde_json::Error),
     #[error(transparent)]
@@ -106,7 +102,7 @@ pub fn write(dir: &Path, files: &Files) -> Result<std::path::PathBuf, Error> {
     let folder = dir.join(&files.folder);
     let err = |p: &Path| {
         let path = p.display().to_string();
-        move |source| Error::Write { path, source }
+        move |cause| Error::Write { path, cause }
     };
     std::fs::create_dir_all(&folder).map_err(err(&folder))?;
     for (name, body) in &files.files {

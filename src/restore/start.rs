@@ -6,11 +6,10 @@ use std::time::{Duration, Instant};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cannot run {program}: {source}")]
+    #[error("cannot run {program}: {cause}")]
     Spawn {
         program: String,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("PostgreSQL did not start or stopped during recovery; last lines of {log}:\n{tail}")]
     Failed { log: PathBuf, tail: String },
@@ -50,7 +49,7 @@ pub fn as_postgres(program: &Path) -> Command {
 fn run(mut cmd: Command) -> Result<std::process::Output, Error> {
     let program = format!("{cmd:?}");
     cmd.output()
-        .map_err(|source| Error::Spawn { program, source })
+        .map_err(|cause| Error::Spawn { program, cause })
 }
 
 /// Makes the directory usable by the postgres user (when running as root).

@@ -53,11 +53,10 @@ fn rank(gr: &str, cluster_scoped: bool) -> (u8, usize, String) {
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("{group_resource} {name}: the backup holds JSON that is not an object ({why})")]
     BadItem {
@@ -107,7 +106,7 @@ pub fn ordered(items: Vec<Item>) -> Vec<(String, Vec<Item>)> {
 pub fn write(dir: &Path, groups: &[(String, Vec<Item>)]) -> Result<Vec<PathBuf>, Error> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
-        move |source| Error::Io { path, source }
+        move |cause| Error::Io { path, cause }
     };
     if dir.exists() && std::fs::read_dir(dir).map_err(io(dir))?.next().is_some() {
         return Err(Error::NotEmpty(dir.to_path_buf()));

@@ -55,7 +55,7 @@ impl FsStore {
         Error::Io {
             op,
             path: path.to_path_buf(),
-            source: e,
+            cause: e,
         }
     }
 

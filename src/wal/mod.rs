@@ -44,11 +44,12 @@ pub enum Error {
         "{key}: {size} bytes is not the size its header declares (a power of two, 16 MiB by default): truncated or corrupt"
     )]
     BadSize { key: String, size: usize },
-    #[error("writing {path}: {source}")]
+    /// The cause is part of the message, not a `source` (which `{:#}` would print a second time).
+    #[error("{what} {path}: {cause}")]
     Io {
+        what: &'static str,
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error(transparent)]
     Store(#[from] store::Error),
@@ -183,15 +184,19 @@ fn declared_size(data: &[u8]) -> Option<usize> {
 
 /// Writes `data` to `dest` atomically (temporary file in the same folder, then rename).
 pub fn write_atomic(dest: &Path, data: &[u8]) -> Result<(), Error> {
-    let io = |source| Error::Io {
-        path: dest.to_path_buf(),
-        source,
-    };
     let tmp = dest.with_extension("openova-partial");
-    let file = std::fs::File::create(&tmp).map_err(io)?;
-    write_skipping_zeros(&file, data).map_err(io)?;
-    drop(file);
-    std::fs::rename(&tmp, dest).map_err(io)
+    let written = std::fs::File::create(&tmp)
+        .and_then(|file| write_skipping_zeros(&file, data))
+        .and_then(|()| std::fs::rename(&tmp, dest));
+    written.map_err(|cause| {
+        // A full disk must not leave a partial segment behind in pg_wal.
+        let _ = std::fs::remove_file(&tmp);
+        Error::Io {
+            what: "writing",
+            path: dest.to_path_buf(),
+            cause,
+        }
+    })
 }
 
 /// Writes `data` into an empty file without copying its zero-filled stretches (a segment that
@@ -226,10 +231,11 @@ pub fn from_spool(spool: &Path, name: &str, dest: &Path) -> Result<bool, Error> 
     let data = match std::fs::read(&spooled) {
         Ok(d) => d,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-        Err(source) => {
+        Err(cause) => {
             return Err(Error::Io {
+                what: "reading",
                 path: spooled,
-                source,
+                cause,
             });
         }
     };
@@ -293,6 +299,29 @@ pub async fn get(
 mod tests {
     use super::*;
     use std::io::Write;
+
+    /// A segment that cannot be put in place leaves nothing behind in pg_wal, and the message
+    /// names the path and the cause once.
+    #[test]
+    fn a_failed_write_leaves_no_partial_segment() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("000000010000000000000001");
+        // A folder (not empty) where the segment goes: the rename at the end fails.
+        std::fs::create_dir(&dest).unwrap();
+        std::fs::write(dest.join("x"), b"x").unwrap();
+        let err = write_atomic(&dest, &[7u8; 4096]).unwrap_err();
+        let msg = format!("{:#}", anyhow::Error::from(err));
+        assert!(
+            msg.starts_with(&format!("writing {}: ", dest.display())),
+            "{msg}"
+        );
+        assert_eq!(msg.matches("os error").count(), 1, "{msg}");
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, [dest.file_name().unwrap()], "left behind: {left:?}");
+    }
 
     #[test]
     fn decompresses_every_supported_format_and_rejects_truncation() {

@@ -268,9 +268,10 @@ pub async fn run_worker(
     spool: &Path,
     prefetch: usize,
 ) -> Result<(), Error> {
-    let io = |source| Error::Io {
+    let io = |cause| Error::Io {
+        what: "locking",
         path: spool.join(LOCK),
-        source,
+        cause,
     };
     std::fs::create_dir_all(spool).map_err(io)?;
     let mut lock = OpenOptions::new()
@@ -398,8 +399,9 @@ impl Worker {
                         .await
                         .unwrap_or_else(|e| {
                             Err(Error::Io {
+                                what: "writing",
                                 path: spool.join(&name),
-                                source: std::io::Error::other(e.to_string()),
+                                cause: std::io::Error::other(e.to_string()),
                             })
                         })
                     }

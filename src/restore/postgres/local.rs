@@ -42,7 +42,7 @@ pub fn wal_get_command(
         move |e| Error::Io {
             what,
             path,
-            source: e,
+            cause: e,
         }
     };
     std::fs::create_dir_all(dir.join("spool")).map_err(io("creating", dir.join("spool")))?;

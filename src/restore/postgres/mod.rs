@@ -153,12 +153,11 @@ pub enum Error {
         path: PathBuf,
         cause: std::io::Error,
     },
-    #[error("{what} {path}: {source}")]
+    #[error("{what} {path}: {cause}")]
     Io {
         what: &'static str,
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// Boxed: the largest variant.
     #[error(transparent)]
@@ -459,10 +458,10 @@ fn empty_or_absent(d: &Path) -> Result<bool, Error> {
             None => Ok(true),
         },
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-        Err(source) => Err(Error::Io {
+        Err(cause) => Err(Error::Io {
             what: "reading",
             path: d.to_path_buf(),
-            source,
+            cause,
         }),
     }
 }
@@ -496,7 +495,7 @@ async fn fetch_into(
 ) -> Result<Fetched, Error> {
     let io = |what, path: &Path| {
         let path = path.to_path_buf();
-        move |source| Error::Io { what, path, source }
+        move |cause| Error::Io { what, path, cause }
     };
     let (started, cpu0) = (std::time::Instant::now(), process_cpu());
     std::fs::create_dir_all(dir).map_err(io("creating", dir))?;
@@ -530,7 +529,7 @@ async fn fetch_into(
         .map_err(|e| Error::Io {
             what: "syncing",
             path: dir.to_path_buf(),
-            source: std::io::Error::other(e.to_string()),
+            cause: std::io::Error::other(e.to_string()),
         })??;
     let s = &totals.spent;
     Ok(Fetched {
@@ -622,10 +621,10 @@ pub fn write_recovery(
     extra: &[String],
 ) -> Result<(), Error> {
     let io = |path: PathBuf| {
-        move |source| Error::Io {
+        move |cause| Error::Io {
             what: "writing",
             path,
-            source,
+            cause,
         }
     };
     let mut conf = String::from("\n# written by openova restore\n");

@@ -525,7 +525,7 @@ pub fn sync_all(roots: &[PathBuf], threads: usize) -> Result<usize, Error> {
                             .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Error::Io {
                             what: "syncing",
                             path: p.clone(),
-                            source,
+                            cause: source,
                         });
                         next.store(paths.len(), Ordering::Relaxed);
                     }
@@ -544,10 +544,10 @@ pub fn sync_all(roots: &[PathBuf], threads: usize) -> Result<usize, Error> {
 
 /// Every file and folder under `dir` (itself included), not following links.
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), Error> {
-    let io = |source| Error::Io {
+    let io = |cause| Error::Io {
         what: "reading",
         path: dir.to_path_buf(),
-        source,
+        cause,
     };
     out.push(dir.to_path_buf());
     for entry in std::fs::read_dir(dir).map_err(io)? {
