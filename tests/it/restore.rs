@@ -121,21 +121,25 @@ fn point_in_time_restore_brings_back_exactly_the_rows_up_to_the_target() {
         "{run:?}"
     );
 
-    // Outside the window: after the newest WAL, and before the backup ended.
+    // Outside the window: after the newest WAL, and before the backup ended. Given as psql
+    // prints a timestamp, and named in the refusal as precisely as it was given.
     for when in [
         chrono::Utc::now() + chrono::TimeDelta::hours(1),
         times[0] - chrono::TimeDelta::hours(1),
     ] {
-        let run = restore(
-            &s3,
-            &server,
-            &when.to_rfc3339(),
-            &work.path().join("x"),
-            &[],
-        );
+        use chrono::Timelike;
+        let when = when
+            .with_nanosecond(when.nanosecond() / 1000 * 1000)
+            .unwrap();
+        let given = when.format("%Y-%m-%d %H:%M:%S%.6f+00").to_string();
+        let run = restore(&s3, &server, &given, &work.path().join("x"), &[]);
         assert_eq!(run.code, 2, "{run:?}");
-        let outside = run.stderr.contains("is outside the recoverable window");
-        assert!(outside && run.stderr.contains("restorable "), "{run:?}");
+        let shown = format!(
+            "target {} is outside the recoverable window",
+            when.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+        );
+        assert!(run.stderr.contains(&shown), "{shown}: {run:?}");
+        assert!(run.stderr.contains("restorable "), "{run:?}");
     }
 }
 

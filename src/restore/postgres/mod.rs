@@ -222,7 +222,7 @@ pub async fn check_reachable(
     {
         return Err(Error::AfterLastTransaction(Box::new(AfterLast {
             server: plan.server.clone(),
-            target: time(target),
+            target: as_given(target),
             how: if last.committed {
                 "committed"
             } else {
@@ -286,7 +286,7 @@ pub fn plan(cat: &ServerCatalog, window: &Window, target: Target) -> Result<Plan
     let Some(range) = best else {
         let target = match target {
             Target::Latest => "latest".to_string(),
-            Target::Time(t) => time(t),
+            Target::Time(t) => as_given(t),
         };
         return Err(Error::OutsideWindow {
             server: cat.server.clone(),
@@ -361,6 +361,12 @@ pub fn plan(cat: &ServerCatalog, window: &Window, target: Target) -> Result<Plan
         tablespaces,
         sizes,
     })
+}
+
+/// A target time in a message as precise as it was given (psql prints microseconds; a target
+/// shown cut to the second would not be the one refused).
+fn as_given(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
 }
 
 /// What to do when the target's filesystem is full (nothing for other failures).
