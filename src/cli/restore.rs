@@ -226,6 +226,9 @@ pub async fn run(args: RestoreArgs, output: Output) -> anyhow::Result<Outcome> {
             plan.backup_id
         ));
         let source = local::Source { url, server, conn };
+        // Ctrl-C (or SIGTERM) while the fetch runs stops it cleanly: the partly restored files
+        // are removed, so that the next try does not find the target full of them.
+        let signals = interrupt_fetch();
         let fetch = local::fetch_and_configure(
             store.as_ref(),
             &plan,
@@ -241,7 +244,26 @@ pub async fn run(args: RestoreArgs, output: Output) -> anyhow::Result<Outcome> {
             tokio::join!(fetch, pgrestore::check_reachable(store.as_ref(), &plan))
         };
         progress.finish();
-        let got = got?;
+        let stopped_by = signals.fetch_done();
+        let got = match got {
+            Err(pgrestore::Error::Interrupted) => {
+                eprintln!(
+                    "openova: {} (folder {})",
+                    pgrestore::Error::Interrupted,
+                    target_dir.display()
+                );
+                return Ok(stopped_by.unwrap_or(Outcome::Interrupted));
+            }
+            other => other?,
+        };
+        if let Some(outcome) = stopped_by {
+            eprintln!(
+                "openova: interrupted after the restore was complete: {} holds the whole base \
+                 backup and its recovery settings",
+                target_dir.display()
+            );
+            return Ok(outcome);
+        }
         if !read_first {
             let last = read?;
             if output == Output::Text {
@@ -288,6 +310,53 @@ pub async fn run(args: RestoreArgs, output: Output) -> anyhow::Result<Outcome> {
         print_json(&report)?;
     }
     Ok(Outcome::Ok)
+}
+
+/// Turns SIGINT and SIGTERM into a request to stop the fetch ([`pgrestore::INTERRUPT`]) while
+/// it runs; once [`Signals::fetch_done`] is called, a signal ends the process at once, as it
+/// would without this (PostgreSQL started by `--start` gets a terminal's SIGINT itself).
+fn interrupt_fetch() -> Signals {
+    use std::sync::atomic::Ordering;
+    use tokio::signal::unix::{SignalKind, signal};
+    let state = std::sync::Arc::new(std::sync::Mutex::new((true, None::<Outcome>)));
+    let watch = state.clone();
+    if let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
+        tokio::spawn(async move {
+            loop {
+                let outcome = tokio::select! {
+                    _ = int.recv() => Outcome::Interrupted,
+                    _ = term.recv() => Outcome::Terminated,
+                };
+                let mut s = watch
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if !s.0 {
+                    std::process::exit(i32::from(outcome.code()));
+                }
+                s.1.get_or_insert(outcome);
+                pgrestore::INTERRUPT.store(true, Ordering::Relaxed);
+                eprintln!("openova: stopping the restore and removing what it wrote ...");
+            }
+        });
+    }
+    Signals(state)
+}
+
+struct Signals(std::sync::Arc<std::sync::Mutex<(bool, Option<Outcome>)>>);
+
+impl Signals {
+    /// The fetch is over: the signal that stopped it, if one did; later ones end the process.
+    fn fetch_done(&self) -> Option<Outcome> {
+        let mut s = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        s.0 = false;
+        s.1
+    }
 }
 
 /// `--discard`: the download alone.

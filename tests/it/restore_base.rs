@@ -247,6 +247,66 @@ fn a_truncated_base_backup_leaves_the_target_as_it_was() {
     }
 }
 
+/// Ctrl-C (SIGINT) or SIGTERM in the middle of the download: the restore stops, removes what it
+/// wrote (the target absent, or empty, as it was found) and exits as a shell reports the signal,
+/// so that the next try does not find a half-restored folder in its way.
+#[test]
+fn an_interrupted_restore_leaves_the_target_as_it_was() {
+    let work = tempfile::tempdir().unwrap();
+    let parts = backup_of(3, 1 << 30);
+    let (url, _) = archive(&work.path().join("archive"), &parts);
+    for (signal, code, existed) in [("-INT", 130, false), ("-TERM", 143, true)] {
+        let dir = work.path().join(format!("restored{signal}"));
+        if existed {
+            std::fs::create_dir(&dir).unwrap();
+        }
+        let child = crate::cli::openova_cmd(
+            None,
+            &[
+                "restore",
+                "postgres",
+                "--storage",
+                &url,
+                "--server",
+                SERVER,
+                "--to",
+                "latest",
+                "--target-dir",
+                dir.to_str().unwrap(),
+            ],
+        )
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+        // Signalled once the first large file is being written.
+        let first = dir.join("base/16384/16385");
+        let since = std::time::Instant::now();
+        while !first.exists() {
+            assert!(
+                since.elapsed() < std::time::Duration::from_secs(60),
+                "the restore never started writing"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let sent = std::process::Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let run: Run = child.wait_with_output().unwrap().into();
+        assert_eq!(run.code, code, "{run:?}");
+        assert!(run.stderr.contains("interrupted"), "{run:?}");
+        assert!(!run.stderr.contains("panicked"), "{run:?}");
+        if existed {
+            let left = std::fs::read_dir(&dir).unwrap().count();
+            assert_eq!(left, 0, "an interrupted restore left files in {dir:?}");
+        } else {
+            assert!(!dir.exists(), "an interrupted restore left {dir:?}");
+        }
+    }
+}
+
 /// Every file under `base/` and `global/` of a restored data folder, with its sha256.
 fn manifest(dir: &Path) -> std::collections::BTreeMap<String, String> {
     use sha2::Digest;

@@ -137,6 +137,9 @@ pub async fn fetch_all(
         tokio::select! {
             r = &mut all => break r,
             _ = tick.tick() => {
+                if super::INTERRUPT.load(Ordering::Relaxed) {
+                    stop.store(true, Ordering::Relaxed); // the tars wind down, then this returns
+                }
                 progress.message(&meter.line());
                 if logged.elapsed() >= Duration::from_secs(5) {
                     logged = Instant::now();

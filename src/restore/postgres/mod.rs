@@ -128,8 +128,18 @@ impl Plan {
     }
 }
 
+/// Set by the command (on SIGINT or SIGTERM) to stop a fetch: it winds down (the extraction
+/// threads end), removes what it wrote as a failed fetch does, and fails with
+/// [`Error::Interrupted`]. Checked a few times a second.
+pub static INTERRUPT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    #[error(
+        "interrupted: the restore was stopped before it was complete, and what it had written was \
+         removed (the target is as it was found)"
+    )]
+    Interrupted,
     #[error("target {target} is outside the recoverable window of {server}: {window}")]
     OutsideWindow {
         server: String,
@@ -515,7 +525,11 @@ async fn fetch_into(
         std::fs::create_dir_all(&t.location).map_err(io("creating", &t.location))?;
         jobs.extend(t.objects.iter().map(|k| job(plan, k, &t.location)));
     }
-    let totals = fetch::fetch_all(store, &plan.backup_id, &jobs, tuning, progress).await?;
+    let totals = fetch::fetch_all(store, &plan.backup_id, &jobs, tuning, progress).await;
+    if INTERRUPT.load(std::sync::atomic::Ordering::Relaxed) {
+        return Err(Error::Interrupted);
+    }
+    let totals = totals?;
     // PostgreSQL finds each tablespace through pg_tblspc/OID.
     let links = dir.join("pg_tblspc");
     std::fs::create_dir_all(&links).map_err(io("creating", &links))?;
