@@ -336,9 +336,16 @@ fn interrupt_fetch() -> Signals {
                 if !s.0 {
                     std::process::exit(i32::from(outcome.code()));
                 }
-                s.1.get_or_insert(outcome);
+                if s.1.is_some() {
+                    eprintln!("openova: stopped at once; the partly restored files were left");
+                    std::process::exit(i32::from(outcome.code()));
+                }
+                s.1 = Some(outcome);
                 pgrestore::INTERRUPT.store(true, Ordering::Relaxed);
-                eprintln!("openova: stopping the restore and removing what it wrote ...");
+                eprintln!(
+                    "openova: stopping the restore and removing what it wrote (again to stop at \
+                     once, leaving them)"
+                );
             }
         });
     }

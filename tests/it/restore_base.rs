@@ -2,15 +2,17 @@
 //! `file://` store (the store is not what these tests are about; `restore.rs` restores real
 //! barman-cloud backups from real S3 servers): a 5 GiB backup in five split tars restores with a
 //! peak resident size under 256 MiB, no larger than one of a quarter its size, and every byte
-//! lands where it belongs; a truncated tar fails clearly and leaves the target as it was. And real
-//! barman-cloud backups in every compression, and split into parts, restore as barman-cloud-restore
-//! restores them.
+//! lands where it belongs; a truncated tar fails clearly and leaves the target as it was, and so
+//! does a restore stopped by SIGINT or SIGTERM (also while the store hangs, behind the fault proxy
+//! in front of a real S3 server). And real barman-cloud backups in every compression, and split
+//! into parts, restore as barman-cloud-restore restores them.
 //!
 //! The tars are sparse files: a header per entry and a 4 KiB non-zero marker every 64 MiB of
 //! content, holes between. A restore still moves every byte through the whole pipeline (ranged
 //! reads, the tar reader, the zero check); what it does not do is write the zeros (it allocates them).
 
 use crate::cli::{Run, openova};
+use crate::support::fault_proxy::{Fault, FaultProxy, Rule};
 use crate::support::{Postgres, S3Kind, S3Server, barman, unique_name};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -279,32 +281,108 @@ fn an_interrupted_restore_leaves_the_target_as_it_was() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-        // Signalled once the first large file is being written.
-        let first = dir.join("base/16384/16385");
-        let since = std::time::Instant::now();
-        while !first.exists() {
-            assert!(
-                since.elapsed() < std::time::Duration::from_secs(60),
-                "the restore never started writing"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
-        let sent = std::process::Command::new("kill")
-            .args([signal, &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(sent.success());
-        let run: Run = child.wait_with_output().unwrap().into();
-        assert_eq!(run.code, code, "{run:?}");
-        assert!(run.stderr.contains("interrupted"), "{run:?}");
-        assert!(!run.stderr.contains("panicked"), "{run:?}");
-        if existed {
-            let left = std::fs::read_dir(&dir).unwrap().count();
-            assert_eq!(left, 0, "an interrupted restore left files in {dir:?}");
-        } else {
-            assert!(!dir.exists(), "an interrupted restore left {dir:?}");
-        }
+        interrupt_and_check(child, &dir, signal, code, existed);
     }
+}
+
+/// Sends `signal` to the restore `child` once it writes the first large file, and checks that it
+/// exits with `code`, saying so, and leaves `dir` as it was (absent, or empty when it `existed`).
+fn interrupt_and_check(
+    child: std::process::Child,
+    dir: &Path,
+    signal: &str,
+    code: i32,
+    existed: bool,
+) {
+    let first = dir.join("base/16384/16385");
+    let since = std::time::Instant::now();
+    while !first.exists() {
+        assert!(
+            since.elapsed() < std::time::Duration::from_secs(60),
+            "the restore never started writing"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let pid = child.id();
+    let sent = std::process::Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    // A restore that does not stop is killed after a minute (and the test fails).
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(child.wait_with_output().unwrap()));
+    let out = rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .unwrap_or_else(|_| {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+            panic!("the restore did not stop within a minute of {signal}")
+        });
+    let run: Run = out.into();
+    assert_eq!(run.code, code, "{run:?}");
+    assert!(run.stderr.contains("interrupted"), "{run:?}");
+    assert!(!run.stderr.contains("panicked"), "{run:?}");
+    if existed {
+        let left = std::fs::read_dir(dir).unwrap().count();
+        assert_eq!(left, 0, "an interrupted restore left files in {dir:?}");
+    } else {
+        assert!(!dir.exists(), "an interrupted restore left {dir:?}");
+    }
+}
+
+/// Ctrl-C while the store has stopped answering (GETs hang, the attempt timeout set far away):
+/// the restore stops at once all the same, and removes what it wrote.
+#[test]
+fn an_interrupted_restore_stops_even_while_the_store_hangs() {
+    let s3 = S3Server::start_default();
+    let work = tempfile::tempdir().unwrap();
+    let parts = backup_of(1, 64 * MIB);
+    let root = work.path().join("archive");
+    archive(&root, &parts);
+    let base = format!("{SERVER}/base/{BACKUP}");
+    for name in ["backup.info", "data.tar"] {
+        let body = std::fs::read(root.join(&base).join(name)).unwrap();
+        s3.put(&format!("cnpg/{base}/{name}"), &body);
+    }
+    s3.put(
+        &format!("cnpg/{SERVER}/wals/0000000100000000/000000010000000000000002"),
+        &[0u8; 8192],
+    );
+    let proxy = FaultProxy::start(s3.port());
+    // The first two ranges of data.tar arrive (the first file is created), then nothing.
+    proxy.add(
+        Rule::new(Fault::StallBeforeResponse)
+            .method("GET")
+            .target("data.tar")
+            .from(3),
+    );
+    let dir = work.path().join("restored");
+    let child = crate::cli::openova_cmd(
+        Some(&s3),
+        &[
+            "restore",
+            "postgres",
+            "--storage",
+            &s3.url("cnpg"),
+            "--server",
+            SERVER,
+            "--endpoint",
+            &proxy.endpoint(),
+            "--to",
+            "latest",
+            "--target-dir",
+            dir.to_str().unwrap(),
+        ],
+    )
+    .env("OPENOVA_S3_ATTEMPT_TIMEOUT", "600")
+    .env("OPENOVA_S3_STALL_TIMEOUT", "600")
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    interrupt_and_check(child, &dir, "-INT", 130, false);
 }
 
 /// Every file under `base/` and `global/` of a restored data folder, with its sha256.

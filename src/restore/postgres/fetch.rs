@@ -253,6 +253,8 @@ async fn download(
                 Ok(p) => p.send(ready.pop_front().unwrap_or_default()),
                 Err(_) => return Ok(offset), // the extractor stopped: its error says why
             },
+            // Wakes the loop to see `stop` even while a GET hangs on a dead store.
+            () = tokio::time::sleep(Duration::from_millis(100)), if !stop.load(Ordering::Relaxed) => {}
             got = gets.next(), if more && ready.len() < READY => {
                 let Some(got) = got else { more = false; continue };
                 let (i, len, body) = got?;
