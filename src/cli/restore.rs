@@ -43,6 +43,7 @@ pub struct VeleroArgs {
     /// Where to write the YAML files (must be empty or absent).
     #[arg(
         long,
+        visible_alias = "target-dir",
         required_unless_present = "into_cluster",
         conflicts_with = "into_cluster"
     )]

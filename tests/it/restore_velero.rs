@@ -132,7 +132,8 @@ fn velero_backup_is_written_as_yaml_in_restore_order() {
         &[
             "--backup",
             "cluster-daily-20261125030000",
-            "--extract",
+            // --target-dir, as `restore postgres` names it, is the same flag.
+            "--target-dir",
             only.to_str().unwrap(),
             "--namespace",
             "app",
