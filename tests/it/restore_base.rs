@@ -94,24 +94,26 @@ fn archive(root: &Path, parts: &[(String, Vec<Member>)]) -> (String, u64) {
     (format!("file://{}", root.display()), total)
 }
 
+/// `restore postgres --storage URL --server cloud --to latest --target-dir DIR`.
+fn restore_args<'a>(url: &'a str, dir: &'a Path) -> [&'a str; 10] {
+    [
+        "restore",
+        "postgres",
+        "--storage",
+        url,
+        "--server",
+        SERVER,
+        "--to",
+        "latest",
+        "--target-dir",
+        dir.to_str().unwrap(),
+    ]
+}
+
 fn restore(url: &str, dir: &Path) -> Run {
-    openova(
-        None,
-        &[
-            "restore",
-            "postgres",
-            "--storage",
-            url,
-            "--server",
-            SERVER,
-            "--to",
-            "latest",
-            "--target-dir",
-            dir.to_str().unwrap(),
-            "--output",
-            "json",
-        ],
-    )
+    let mut args = restore_args(url, dir).to_vec();
+    args.extend(["--output", "json"]);
+    openova(None, &args)
 }
 
 /// Every member restored with its size, its markers, and zeros between them.
@@ -262,44 +264,32 @@ fn an_interrupted_restore_leaves_the_target_as_it_was() {
         if existed {
             std::fs::create_dir(&dir).unwrap();
         }
-        let child = crate::cli::openova_cmd(
-            None,
-            &[
-                "restore",
-                "postgres",
-                "--storage",
-                &url,
-                "--server",
-                SERVER,
-                "--to",
-                "latest",
-                "--target-dir",
-                dir.to_str().unwrap(),
-            ],
-        )
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-        interrupt_and_check(child, &dir, signal, code, existed);
+        let child = crate::cli::openova_cmd(None, &restore_args(&url, &dir))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Signalled once the first large file is being written.
+        let first = dir.join("base/16384/16385");
+        interrupt_and_check(child, &dir, signal, code, existed, &|| first.exists());
     }
 }
 
-/// Sends `signal` to the restore `child` once it writes the first large file, and checks that it
-/// exits with `code`, saying so, and leaves `dir` as it was (absent, or empty when it `existed`).
+/// Sends `signal` to the restore `child` once `ready` says so, and checks that it exits with
+/// `code`, saying so, and leaves `dir` as it was (absent, or empty when it `existed`).
 fn interrupt_and_check(
     child: std::process::Child,
     dir: &Path,
     signal: &str,
     code: i32,
     existed: bool,
+    ready: &dyn Fn() -> bool,
 ) {
-    let first = dir.join("base/16384/16385");
     let since = std::time::Instant::now();
-    while !first.exists() {
+    while !ready() {
         assert!(
             since.elapsed() < std::time::Duration::from_secs(60),
-            "the restore never started writing"
+            "the restore never got under way"
         );
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
@@ -351,38 +341,25 @@ fn an_interrupted_restore_stops_even_while_the_store_hangs() {
         &[0u8; 8192],
     );
     let proxy = FaultProxy::start(s3.port());
-    // The first two ranges of data.tar arrive (the first file is created), then nothing.
+    // No GET of data.tar is ever answered (the restore has created its target by then).
     proxy.add(
         Rule::new(Fault::StallBeforeResponse)
             .method("GET")
-            .target("data.tar")
-            .from(3),
+            .target("data.tar"),
     );
     let dir = work.path().join("restored");
-    let child = crate::cli::openova_cmd(
-        Some(&s3),
-        &[
-            "restore",
-            "postgres",
-            "--storage",
-            &s3.url("cnpg"),
-            "--server",
-            SERVER,
-            "--endpoint",
-            &proxy.endpoint(),
-            "--to",
-            "latest",
-            "--target-dir",
-            dir.to_str().unwrap(),
-        ],
-    )
-    .env("OPENOVA_S3_ATTEMPT_TIMEOUT", "600")
-    .env("OPENOVA_S3_STALL_TIMEOUT", "600")
-    .stdout(std::process::Stdio::piped())
-    .stderr(std::process::Stdio::piped())
-    .spawn()
-    .unwrap();
-    interrupt_and_check(child, &dir, "-INT", 130, false);
+    let (url, endpoint) = (s3.url("cnpg"), proxy.endpoint());
+    let mut args = restore_args(&url, &dir).to_vec();
+    args.extend(["--endpoint", &endpoint]);
+    let child = crate::cli::openova_cmd(Some(&s3), &args)
+        .env("OPENOVA_S3_ATTEMPT_TIMEOUT", "600")
+        .env("OPENOVA_S3_STALL_TIMEOUT", "600")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let hanging = || dir.exists() && proxy.count(Fault::StallBeforeResponse) > 0;
+    interrupt_and_check(child, &dir, "-INT", 130, false, &hanging);
 }
 
 /// Every file under `base/` and `global/` of a restored data folder, with its sha256.
