@@ -832,13 +832,24 @@ fn killed_mid_apply_then_status_reads_and_rerun_converges() {
     eprintln!("{mid_apply} of {TRIALS} kills landed mid-deletion");
 }
 
-/// A store that, once, holds back the answer to a `get` of [`LEASE`]: it says it has read (`read`)
-/// and answers only when told to (`go`). Everything else goes straight to `inner`.
+/// A store that, once, holds back the answer to a read of [`LEASE`] (`get` or `get_range`, the
+/// latter being how the lease is read): it says it has read (`read`) and answers only when told
+/// to (`go`). Everything else goes straight to `inner`.
 struct Gated {
     inner: std::sync::Arc<dyn ObjectStore>,
     read: std::sync::Arc<tokio::sync::Notify>,
     go: std::sync::Arc<tokio::sync::Notify>,
     armed: std::sync::atomic::AtomicBool,
+}
+
+impl Gated {
+    /// The first read of the lease waits here until told to go on.
+    async fn hold(&self, key: &str) {
+        if key == LEASE && self.armed.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            self.read.notify_one();
+            self.go.notified().await;
+        }
+    }
 }
 
 #[async_trait::async_trait]
@@ -854,14 +865,13 @@ impl ObjectStore for Gated {
     }
     async fn get(&self, key: &str) -> store::Result<bytes::Bytes> {
         let got = self.inner.get(key).await;
-        if key == LEASE && self.armed.swap(false, std::sync::atomic::Ordering::SeqCst) {
-            self.read.notify_one();
-            self.go.notified().await;
-        }
+        self.hold(key).await;
         got
     }
     async fn get_range(&self, key: &str, offset: u64, len: u64) -> store::Result<store::Body> {
-        self.inner.get_range(key, offset, len).await
+        let got = self.inner.get_range(key, offset, len).await;
+        self.hold(key).await;
+        got
     }
     async fn put(&self, key: &str, body: bytes::Bytes) -> store::Result<()> {
         self.inner.put(key, body).await
