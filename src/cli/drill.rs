@@ -222,16 +222,9 @@ async fn run_drill(a: RunArgs, output: Output) -> anyhow::Result<Outcome> {
 
 /// Waits for SIGINT or SIGTERM; the exit code the shell gives such a death.
 async fn interrupted() -> Outcome {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut int), Ok(mut term)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = int.recv() => Outcome::Interrupted,
-        _ = term.recv() => Outcome::Terminated,
+    match super::StopSignals::new() {
+        Some(mut signals) => signals.next().await,
+        None => std::future::pending().await,
     }
 }
 

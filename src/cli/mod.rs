@@ -32,6 +32,31 @@ pub enum Outcome {
     Terminated = 143,
 }
 
+/// SIGINT and SIGTERM, watched (instead of ending the process) by a command that cleans up first.
+pub(crate) struct StopSignals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    /// `None` where they cannot be watched.
+    pub(crate) fn new() -> Option<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Some(Self {
+            int: signal(SignalKind::interrupt()).ok()?,
+            term: signal(SignalKind::terminate()).ok()?,
+        })
+    }
+
+    /// The next one, as the exit code a shell gives such a death.
+    pub(crate) async fn next(&mut self) -> Outcome {
+        tokio::select! {
+            _ = self.int.recv() => Outcome::Interrupted,
+            _ = self.term.recv() => Outcome::Terminated,
+        }
+    }
+}
+
 impl Outcome {
     /// The process exit code (`NotFound` exits 1, as PostgreSQL's restore_command contract wants).
     #[must_use]

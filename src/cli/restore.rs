@@ -318,19 +318,12 @@ pub async fn run(args: RestoreArgs, output: Output) -> anyhow::Result<Outcome> {
 /// would without this (PostgreSQL started by `--start` gets a terminal's SIGINT itself).
 fn interrupt_fetch() -> Signals {
     use std::sync::atomic::Ordering;
-    use tokio::signal::unix::{SignalKind, signal};
     let state = std::sync::Arc::new(std::sync::Mutex::new((true, None::<Outcome>)));
     let watch = state.clone();
-    if let (Ok(mut int), Ok(mut term)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) {
+    if let Some(mut signals) = super::StopSignals::new() {
         tokio::spawn(async move {
             loop {
-                let outcome = tokio::select! {
-                    _ = int.recv() => Outcome::Interrupted,
-                    _ = term.recv() => Outcome::Terminated,
-                };
+                let outcome = signals.next().await;
                 let mut s = watch
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
